@@ -1,0 +1,260 @@
+"""``corpus build``: text collections in, token shards and a manifest out.
+
+The build streams: documents are read and tokenized in batches (``tokenizers`` encodes a batch on
+all cores) and appended to the current shard's files, so memory is bounded by the batch, not the
+corpus. Everything is written into a temporary folder beside ``out`` and renamed into place at the
+end, so an interrupted build never leaves a half-written corpus where a finished one is expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from itertools import chain
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from .._files import atomic_write_json, sha256_file, sha256_json
+from .._version import code_version
+from ..errors import CorpusError, InputError
+from .layout import (FORMAT, FORMAT_VERSION, MANIFEST, SHARD_KINDS, TOKENIZER_FILE, numpy_dtype,
+                     separator, shard_file, token_dtype_for_vocab)
+from .sources import OnError, SkippedLines, SourceDocument, expand_inputs, read_documents
+from .tokenizer import LoadedTokenizer, load_tokenizer
+
+
+@dataclass
+class CorpusBuildConfig:
+    text_field: str = "text"
+    """Field (JSON lines) or column (Parquet, datasets) holding the document text; other fields become metadata."""
+    shard_tokens: int = 500_000_000
+    """Start a new shard once a shard holds this many tokens (documents are never split). Index build
+    needs about 14 bytes of memory per token of the largest shard."""
+    on_error: OnError = "stop"
+    """What to do with an unreadable input line: stop the build (`stop`) or skip it and count it (`skip`)."""
+    split: str = "train"
+    """Split to read from a Hugging Face dataset."""
+    batch_documents: int = 2048
+    """Documents tokenized per batch (bounds memory)."""
+    overwrite: bool = False
+    """Replace an existing corpus at the output path (the old one stays until the new one is complete)."""
+
+
+@dataclass
+class BuildProgress:
+    inputs_done: int = 0
+    inputs_total: int = 0
+    documents: int = 0
+    tokens: int = 0
+
+
+ProgressCallback = Callable[[BuildProgress], None]
+
+
+class _HashingFile:
+    """An append-only file that hashes what it writes (so shards are hashed without a re-read)."""
+
+    def __init__(self, path: Path) -> None:
+        self.handle: BinaryIO = open(path, "wb")
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.handle.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+
+    def close(self) -> dict[str, Any]:
+        self.handle.close()
+        return {"bytes": self.size, "sha256": self.digest.hexdigest()}
+
+
+class _ShardWriter:
+    def __init__(self, folder: Path, shard: int, token_dtype: str, first_document: int) -> None:
+        self.shard = shard
+        self.first_document = first_document
+        self.dtype = numpy_dtype(token_dtype)
+        self.separator = np.array([separator(token_dtype)], dtype=self.dtype).tobytes()
+        self.files = {kind: _HashingFile(folder / shard_file(kind, shard)) for kind in SHARD_KINDS}
+        self.documents = 0
+        self.tokens = 0
+
+    def add_batch(self, docs: list[SourceDocument], ids: list[list[int]]) -> None:
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        flat = np.fromiter(chain.from_iterable(ids), dtype=self.dtype, count=int(lengths.sum()))
+        width = self.dtype.itemsize
+        # Interleave separators and documents in one buffer: doc k starts at its separator.
+        starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
+        buffer = np.empty(len(flat) + len(ids), dtype=self.dtype)
+        is_separator = np.zeros(len(buffer), dtype=bool)
+        is_separator[starts] = True
+        buffer[is_separator] = np.frombuffer(self.separator, dtype=self.dtype)[0]
+        buffer[~is_separator] = flat
+        offsets = (self.files["tokenized"].size + starts * width).astype("<u8")
+        self.files["tokenized"].write(buffer.tobytes())
+        self.files["offset"].write(offsets.tobytes())
+        lines = [
+            (json.dumps({"path": d.path, "linenum": d.line, "metadata": d.metadata}, ensure_ascii=False,
+                        default=str) + "\n").encode("utf-8")
+            for d in docs
+        ]
+        line_offsets = self.files["metadata"].size + np.concatenate(
+            ([0], np.cumsum([len(line) for line in lines])[:-1]))
+        self.files["metadata"].write(b"".join(lines))
+        self.files["metaoff"].write(line_offsets.astype("<u8").tobytes())
+        self.documents += len(docs)
+        self.tokens += len(flat)
+
+    def close(self) -> dict[str, Any]:
+        files = {shard_file(kind, self.shard): f.close() for kind, f in self.files.items()}
+        return {"shard": self.shard, "first_document": self.first_document, "documents": self.documents,
+                "tokens": self.tokens, "files": files}
+
+
+def _batches(sources: list[Path | str], config: CorpusBuildConfig, skipped: SkippedLines,
+             progress: BuildProgress, report: ProgressCallback | None) -> Iterator[list[SourceDocument]]:
+    batch: list[SourceDocument] = []
+    for source in sources:
+        for doc in read_documents(source, config.text_field, config.on_error, skipped, config.split):
+            batch.append(doc)
+            if len(batch) >= config.batch_documents:
+                yield batch
+                batch = []
+        progress.inputs_done += 1
+        if report:
+            report(progress)
+    if batch:
+        yield batch
+
+
+def _describe_inputs(sources: list[Path | str], counts: dict[str, int]) -> list[dict[str, Any]]:
+    described = []
+    for source in sources:
+        entry: dict[str, Any] = {"path": str(source), "documents": counts.get(str(source), 0)}
+        if isinstance(source, Path) and source.is_file():
+            entry.update(bytes=source.stat().st_size, sha256=sha256_file(source))
+        else:
+            entry.update(dataset=str(source))
+        described.append(entry)
+    return described
+
+
+def corpus_hash(tokenizer_sha256: str | None, token_dtype: str, shards: list[dict[str, Any]]) -> str:
+    """Content hash of a corpus: tokenizer, token type and every shard file's sha256 (not names or sizes)."""
+    return sha256_json({
+        "tokenizer": tokenizer_sha256,
+        "token_dtype": token_dtype,
+        "shards": [[shard["files"][shard_file(kind, shard["shard"])]["sha256"] for kind in SHARD_KINDS]
+                   for shard in shards],
+    })
+
+
+def build_corpus(inputs: list[str | Path], tokenizer: str | Path | LoadedTokenizer, out: str | Path,
+                 config: CorpusBuildConfig | None = None,
+                 progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """Tokenize ``inputs`` into a corpus folder at ``out`` and return its manifest.
+
+    Documents are numbered 0.. in input order and encoded without special tokens.
+    """
+    config = config or CorpusBuildConfig()
+    if config.shard_tokens < 1:
+        raise CorpusError("--shard-tokens must be at least 1")
+    out = Path(out)
+    if out.exists() and not config.overwrite:
+        raise CorpusError(f"{out} already exists; pass --overwrite to replace it or choose another --out")
+    if not inputs:
+        raise InputError("no inputs given; pass one or more files, folders or dataset names")
+    sources = expand_inputs(list(inputs))
+    tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
+    token_dtype = token_dtype_for_vocab(tok.vocab_size)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.building-*"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by an interrupted build
+    work = out.parent / f".{out.name}.building-{os.getpid()}"
+    work.mkdir()
+    try:
+        manifest = _build_into(work, sources, tok, token_dtype, config, progress)
+        _replace_folder(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _build_into(work: Path, sources: list[Path | str], tok: LoadedTokenizer, token_dtype: str,
+                config: CorpusBuildConfig, report: ProgressCallback | None) -> dict[str, Any]:
+    skipped = SkippedLines()
+    progress = BuildProgress(inputs_total=len(sources))
+    shards: list[dict[str, Any]] = []
+    documents_per_input: dict[str, int] = {}
+    writer = _ShardWriter(work, 0, token_dtype, 0)
+    for batch in _batches(sources, config, skipped, progress, report):
+        ids = tok.encode_batch([d.text for d in batch])
+        start = 0
+        while start < len(batch):
+            # Fill the current shard up to its token budget; a document is never split.
+            room = config.shard_tokens - writer.tokens
+            lengths = np.cumsum([len(x) for x in ids[start:]])
+            take = max(1 if writer.documents == 0 else 0, int(np.searchsorted(lengths, room, side="right")))
+            take = min(take, len(batch) - start)
+            if take:
+                writer.add_batch(batch[start:start + take], ids[start:start + take])
+                start += take
+            if writer.tokens >= config.shard_tokens or (take == 0 and start < len(batch)):
+                shards.append(writer.close())
+                writer = _ShardWriter(work, len(shards), token_dtype, progress.documents + start)
+        for doc in batch:
+            documents_per_input[doc.path] = documents_per_input.get(doc.path, 0) + 1
+        progress.documents += len(batch)
+        progress.tokens += sum(len(x) for x in ids)
+        if report:
+            report(progress)
+    if writer.documents or not shards:
+        closed = writer.close()
+        if closed["documents"]:
+            shards.append(closed)
+        else:
+            for name in closed["files"]:
+                (work / name).unlink()
+    if progress.documents == 0:
+        detail = f" ({skipped.count} lines skipped, first: {skipped.examples[0]})" if skipped.count else ""
+        raise InputError(f"the inputs hold no documents{detail}; check the inputs and --text-field")
+
+    shutil.copyfile(tok.path, work / TOKENIZER_FILE)
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "code_version": code_version(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "corpus_hash": corpus_hash(tok.sha256, token_dtype, shards),
+        "tokenizer": {"sha256": tok.sha256, "vocab_size": tok.vocab_size, "file": TOKENIZER_FILE,
+                      "source": str(tok.path)},
+        "token_dtype": token_dtype,
+        "separator": separator(token_dtype),
+        "config": asdict(config),
+        "counts": {"documents": progress.documents, "tokens": progress.tokens, "shards": len(shards),
+                   "inputs": len(sources), "skipped_lines": skipped.count},
+        "skipped_examples": skipped.examples,
+        "inputs": _describe_inputs(sources, documents_per_input),
+        "shards": shards,
+    }
+    atomic_write_json(work / MANIFEST, manifest)
+    return manifest
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    if not target.exists():
+        os.replace(new, target)
+        return
+    old = target.parent / f".{target.name}.replaced-{os.getpid()}"
+    os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
