@@ -21,7 +21,7 @@ app.add_typer(corpus_app, name="corpus")
 app.add_typer(index_app, name="index")
 
 console = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 CorpusArg = Annotated[Path, typer.Argument(help="Corpus folder (seethrough's, or an infini-gram index folder).")]
 TextArg = Annotated[Optional[str], typer.Argument(help="Query text, encoded with the corpus tokenizer.")]

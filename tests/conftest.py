@@ -1,0 +1,87 @@
+"""Fixtures: tokenizers trained or written on the fly, generated corpora with planted repeats, and
+brute-force reference computations over plain Python lists."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+WORDS = ["the", "cat", "sat", "on", "mat", "dog", "ran", "a", "big", "red", "blue", "house", "and", "of",
+         "to", "in", "é", "naïve", "café", "日本", "猫", "😀", "über", "ß"]
+
+
+def word_tokenizer(path: Path, extra: int = 0) -> Path:
+    """Word-level tokenizer over WORDS (+ ``extra`` filler words): ids are predictable for brute force."""
+    vocab = {w: i for i, w in enumerate(WORDS + [f"w{i}" for i in range(extra)])}
+    vocab["[UNK]"] = len(vocab)
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    tok.save(str(path))
+    return path
+
+
+def bpe_tokenizer(path: Path, texts: list[str], vocab: int = 400) -> Path:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=vocab, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    tok.save(str(path))
+    return path
+
+
+def generated_documents(seed: int = 1, n_docs: int = 300) -> list[str]:
+    """Random word documents with Zipf-like frequencies, empty documents, and planted repeated phrases."""
+    rng = random.Random(seed)
+    weights = [1.0 / (i + 1) for i in range(len(WORDS))]
+    docs = []
+    for i in range(n_docs):
+        if i % 37 == 5:
+            docs.append("")
+            continue
+        docs.append(" ".join(rng.choices(WORDS, weights, k=rng.randint(1, 60))))
+    planted = ["big red house of the naïve cat", "日本 猫 😀 über ß", "dog ran to the café"]
+    for copies, phrase in zip([1, 5, 17], planted):
+        for d in rng.sample(range(n_docs), copies):
+            docs[d] = (docs[d] + " " + phrase).strip()
+    return docs
+
+
+def write_jsonl(path: Path, docs: list[str], **extra) -> Path:
+    with open(path, "w", encoding="utf-8") as handle:
+        for i, text in enumerate(docs):
+            handle.write(json.dumps({"text": text, "n": i, **extra}, ensure_ascii=False) + "\n")
+    return path
+
+
+def brute_count(docs: list[list[int]], query: list[int]) -> int:
+    m = len(query)
+    return sum(1 for d in docs for i in range(len(d) - m + 1) if d[i:i + m] == query)
+
+
+def brute_occurrences(docs: list[list[int]], query: list[int]) -> list[tuple[int, int]]:
+    m = len(query)
+    return [(j, i) for j, d in enumerate(docs) for i in range(len(d) - m + 1) if d[i:i + m] == query]
+
+
+@pytest.fixture(scope="session")
+def word_corpus(tmp_path_factory):
+    """A 3-shard word-level corpus with its index, its documents as token lists, and the tokenizer."""
+    from seethrough import build_corpus, build_index, open_corpus
+    from seethrough.corpus import CorpusBuildConfig
+
+    root = tmp_path_factory.mktemp("word")
+    tok = word_tokenizer(root / "tokenizer.json")
+    docs = generated_documents()
+    write_jsonl(root / "docs.jsonl", docs)
+    build_corpus([root / "docs.jsonl"], tok, root / "corpus", CorpusBuildConfig(shard_tokens=3000))
+    build_index(root / "corpus")
+    corpus = open_corpus(root / "corpus")
+    assert len(corpus.corpus.shards) >= 3
+    token_docs = [corpus.tokenizer.encode(d) for d in docs]
+    return corpus, token_docs, docs
