@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from itertools import chain
 from pathlib import Path
 from typing import Any, Union
 
@@ -196,24 +197,33 @@ class IndexedCorpus:
         if isinstance(query, str):
             if not query:
                 raise QueryError("empty query: give some text or --ids")
-            ids = np.asarray(self.corpus.require_tokenizer().encode(query), dtype=np.int64)
-        else:
-            try:
-                ids = np.asarray(query, dtype=np.int64).reshape(-1)
-            except (TypeError, ValueError):
-                raise QueryError(f"query {query!r} is neither text nor a list of token ids") from None
+            return self._validate(np.asarray(self.corpus.require_tokenizer().encode(query), dtype=np.int64))
+        if isinstance(query, list) and all(type(i) is int for i in query):
+            # plain Python checks: on a short list they cost far less than numpy reductions
+            self._check_ids(len(query), min(query, default=0), max(query, default=0), query)
+            return np.array(query, dtype=np.int64)
+        try:
+            ids = np.asarray(query, dtype=np.int64).reshape(-1)
+        except (TypeError, ValueError):
+            raise QueryError(f"query {query!r} is neither text nor a list of token ids") from None
         return self._validate(ids)
 
-    def _validate(self, ids: np.ndarray, allow_empty: bool = False) -> np.ndarray:
-        if len(ids) == 0 and not allow_empty:
+    def _check_ids(self, length: int, low: int, high: int, ids: Any, allow_empty: bool = False) -> None:
+        if length == 0 and not allow_empty:
             raise QueryError("empty query: it encodes to no tokens; give at least one token")
-        if len(ids) > self.max_query_tokens:
-            raise QueryError(f"query has {len(ids)} tokens, over the limit of {self.max_query_tokens}; "
+        if length > self.max_query_tokens:
+            raise QueryError(f"query has {length} tokens, over the limit of {self.max_query_tokens}; "
                              "shorten or split it")
-        if len(ids) and (ids.min() < 0 or ids.max() >= self.corpus.vocab_size):
-            bad = int(ids[(ids < 0) | (ids >= self.corpus.vocab_size)][0])
+        if length and (low < 0 or high >= self.corpus.vocab_size):
+            bad = next(int(i) for i in ids if i < 0 or i >= self.corpus.vocab_size)
             raise QueryError(f"token id {bad} is outside the vocabulary (0..{self.corpus.vocab_size - 1}); "
                              "check the ids or the tokenizer")
+
+    def _validate(self, ids: np.ndarray, allow_empty: bool = False) -> np.ndarray:
+        if len(ids):
+            self._check_ids(len(ids), int(ids.min()), int(ids.max()), ids, allow_empty)
+        else:
+            self._check_ids(0, 0, 0, ids, allow_empty)
         return ids
 
     def _keys(self, ids: np.ndarray) -> np.ndarray:
@@ -225,33 +235,73 @@ class IndexedCorpus:
             return ((ids & 0xFF) << 24) | ((ids & 0xFF00) << 8) | ((ids >> 8) & 0xFF00) | (ids >> 24)
         return ids
 
+    def _encode_batch(self, queries: Sequence[Query]) -> tuple[np.ndarray, np.ndarray]:
+        """All queries as one flat id array plus lengths; lists of ints are checked in one pass."""
+        if all(isinstance(q, list) for q in queries):
+            lengths = np.fromiter((len(q) for q in queries), dtype=np.int64, count=len(queries))
+            try:
+                flat = np.fromiter(chain.from_iterable(queries), dtype=np.int64, count=int(lengths.sum()))
+            except (TypeError, ValueError):
+                flat = None
+            if flat is not None:
+                for q in np.nonzero((lengths == 0) | (lengths > self.max_query_tokens))[0][:1]:
+                    self._check_ids(int(lengths[q]), 0, 0, [])
+                self._validate(flat, allow_empty=True)
+                return flat, lengths
+        encoded = [self.encode(q) for q in queries]
+        lengths = np.fromiter((len(q) for q in encoded), dtype=np.int64, count=len(encoded))
+        return (np.concatenate(encoded) if encoded else np.zeros(0, np.int64)), lengths
+
     def _ranges(self, encoded: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per shard, the SA rank range [lo, hi) of every query."""
+        lengths = np.fromiter((len(q) for q in encoded), dtype=np.int64, count=len(encoded))
+        return self._ranges_flat(np.concatenate(encoded) if encoded else np.zeros(0, np.int64), lengths)
+
+    def _ranges_flat(self, flat: np.ndarray, lengths: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per shard, the SA rank range [lo, hi) of every query.
+
+        Large batches are searched in sorted order (by their first tokens), so consecutive binary
+        searches walk the same part of the suffix array and find it in cache.
+        """
         from .kernels import find_ranges, find_ranges_parallel
 
-        lengths = np.fromiter((len(q) for q in encoded), dtype=np.int64, count=len(encoded))
+        n = len(lengths)
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
-        keys = self._keys(np.concatenate(encoded)) if encoded else np.zeros(0, np.int64)
-        kernel = find_ranges_parallel if len(encoded) >= PARALLEL_BATCH else find_ranges
+        keys = self._keys(flat)
+        order = np.arange(n)
+        parallel = n >= PARALLEL_BATCH
+        if parallel:
+            columns = []
+            for j in range(3, -1, -1):  # np.lexsort: last key is primary
+                has = lengths > j
+                column = np.full(n, -1, dtype=np.int64)
+                column[has] = keys[starts[has] + j]
+                columns.append(column)
+            order = np.lexsort(columns)
+        kernel = find_ranges_parallel if parallel else find_ranges
         out = []
         for ix in self.shard_indexes:
-            lo = np.empty(len(encoded), dtype=np.int64)
-            hi = np.empty(len(encoded), dtype=np.int64)
-            kernel(ix.shard.tokens, ix.table, ix.ratio, ix.width, keys, starts, lengths, lo, hi)
-            out.append((lo, hi))
+            lo = np.empty(n, dtype=np.int64)
+            hi = np.empty(n, dtype=np.int64)
+            kernel(ix.shard.tokens, ix.table, ix.ratio, ix.width, keys, starts[order], lengths[order], lo, hi)
+            unsorted_lo, unsorted_hi = np.empty_like(lo), np.empty_like(hi)
+            unsorted_lo[order], unsorted_hi[order] = lo, hi
+            out.append((unsorted_lo, unsorted_hi))
         return out
 
     # ---- count ------------------------------------------------------------------------------------
     def count(self, query: Query) -> int:
         """Exact occurrences of the n-gram; never across a document boundary."""
-        return self.count_many([query])[0]
+        from .kernels import count_ids
+
+        ids = self.encode(query)
+        return sum(int(count_ids(ix.shard.tokens, ix.table, ix.ratio, ix.width, ids)) for ix in self.shard_indexes)
 
     def count_many(self, queries: Sequence[Query]) -> list[int]:
-        encoded = [self.encode(q) for q in queries]
-        if not encoded:
+        if not queries:
             return []
-        total = np.zeros(len(encoded), dtype=np.int64)
-        for lo, hi in self._ranges(encoded):
+        flat, lengths = self._encode_batch(queries)
+        total = np.zeros(len(lengths), dtype=np.int64)
+        for lo, hi in self._ranges_flat(flat, lengths):
             total += hi - lo
         return total.tolist()
 

@@ -260,3 +260,13 @@ def pack_table(sa_bytes, out, ratio, width):
                 out[base + b] = (v >> (8 * b)) & 0xFF
             j += 1
     return j
+
+
+@njit(cache=True)
+def count_ids(tokens, table, ratio, width, ids):
+    """Occurrences of one query given as token ids (the single-query fast path: one compiled call)."""
+    keys = np.empty(ids.shape[0], dtype=np.int64)
+    for k in range(ids.shape[0]):
+        keys[k] = _key(ids[k], width)
+    lo, hi = _range(tokens, table, ratio, width, keys, 0, keys.shape[0], 0, tokens.shape[0])
+    return hi - lo
