@@ -14,6 +14,7 @@ import json
 import math
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,7 @@ class TokenCorpus:
     def num_documents(self) -> int:
         return int(self._doc_bounds[-1])
 
-    @property
+    @cached_property
     def num_tokens(self) -> int:
         """Tokens of all documents, separators excluded."""
         return sum(s.positions - s.documents for s in self.shards)

@@ -291,9 +291,14 @@ class IndexedCorpus:
     # ---- count ------------------------------------------------------------------------------------
     def count(self, query: Query) -> int:
         """Exact occurrences of the n-gram; never across a document boundary."""
+        return self._count_ids(self.encode(query))
+
+    def _count_ids(self, ids: np.ndarray) -> int:
+        """Occurrences of validated ids; the empty sequence counts every token (the empty prompt)."""
         from .kernels import count_ids
 
-        ids = self.encode(query)
+        if len(ids) == 0:
+            return self.num_tokens
         return sum(int(count_ids(ix.shard.tokens, ix.table, ix.ratio, ix.width, ids)) for ix in self.shard_indexes)
 
     def count_many(self, queries: Sequence[Query]) -> list[int]:
@@ -403,7 +408,14 @@ class IndexedCorpus:
 
     def prob(self, prompt: Query, next_id: int) -> NgramProb:
         """n-gram probability of ``next_id`` after the whole prompt: count(prompt+next) / count(prompt)."""
-        return self.prob_many([(prompt, next_id)])[0]
+        ids = self._prompt(prompt)
+        return self._prob_ids(ids, next_id)
+
+    def _prob_ids(self, ids: np.ndarray, next_id: int) -> NgramProb:
+        self._check_ids(1, next_id, next_id, [next_id])
+        prompt_count = self._count_ids(ids)
+        count = self._count_ids(np.append(ids, np.int64(next_id))) if prompt_count else 0
+        return NgramProb(prompt_count, count, count / prompt_count if prompt_count else -1.0, len(ids))
 
     def prob_many(self, pairs: Sequence[tuple[Query, int]]) -> list[NgramProb]:
         prompts = [self._prompt(p) for p, _ in pairs]
@@ -424,7 +436,15 @@ class IndexedCorpus:
 
     def infgram_prob(self, prompt: Query, next_id: int) -> NgramProb:
         """∞-gram probability: the n-gram probability under the longest suffix of the prompt that occurs."""
-        return self.infgram_prob_many([(prompt, next_id)])[0]
+        ids = self._prompt(prompt)
+        lo, hi = 0, len(ids) + 1  # a suffix of length lo occurs, one of length hi does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self._count_ids(ids[len(ids) - mid:]) > 0:
+                lo = mid
+            else:
+                hi = mid
+        return self._prob_ids(ids[len(ids) - lo:], next_id)
 
     def infgram_prob_many(self, pairs: Sequence[tuple[Query, int]]) -> list[NgramProb]:
         prompts = [self._prompt(p) for p, _ in pairs]
