@@ -44,7 +44,7 @@ def test_all_input_formats_in_order(tmp_path, tok):
         assert doc.text == text
         assert doc.token_ids == corpus.tokenizer.encode(text)
         assert doc.metadata == ({"n": i} if i < 39 else {})
-    assert corpus.document(39).path.endswith("e.txt")
+    assert corpus.document(39).path == "e.txt" and corpus.document(0).path == "a.jsonl"
     assert corpus.document(12).line == 3
     # manifest hashes are the files' real sha256
     for shard in manifest["shards"]:
@@ -154,3 +154,14 @@ def test_shards_never_split_documents(tmp_path, tok):
         assert shard["tokens"] - len(corpus.document_tokens(first - 1)) < 100 or shard["documents"] == 1
     assert [corpus.document(i).text for i in range(80)] == docs
     assert os.path.exists(tmp_path / "c" / "tokenizer.json")
+
+
+def test_corpus_hash_does_not_depend_on_where_the_input_lies(tmp_path, tok):
+    docs = generated_documents(seed=5, n_docs=20)
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y" / "deeper").mkdir(parents=True)
+    write_jsonl(tmp_path / "x" / "d.jsonl", docs)
+    write_jsonl(tmp_path / "y" / "deeper" / "d.jsonl", docs)
+    a = build_corpus([tmp_path / "x" / "d.jsonl"], tok, tmp_path / "a")
+    b = build_corpus([tmp_path / "y" / "deeper" / "d.jsonl"], tok, tmp_path / "b")
+    assert a["corpus_hash"] == b["corpus_hash"]

@@ -118,11 +118,14 @@ class _ShardWriter:
                 "tokens": self.tokens, "files": files}
 
 
-def _batches(sources: list[Path | str], config: CorpusBuildConfig, skipped: SkippedLines,
-             progress: BuildProgress, report: ProgressCallback | None) -> Iterator[list[SourceDocument]]:
+def _batches(sources: list[Path | str], source_names: dict[Path | str, str], config: CorpusBuildConfig,
+             skipped: SkippedLines, progress: BuildProgress,
+             report: ProgressCallback | None) -> Iterator[list[SourceDocument]]:
     batch: list[SourceDocument] = []
     for source in sources:
+        name = source_names.get(source, str(source))
         for doc in read_documents(source, config.text_field, config.on_error, skipped, config.split):
+            doc.path = name  # recorded relative to the input given, so the corpus hash ignores where it lay
             batch.append(doc)
             if len(batch) >= config.batch_documents:
                 yield batch
@@ -134,10 +137,27 @@ def _batches(sources: list[Path | str], config: CorpusBuildConfig, skipped: Skip
         yield batch
 
 
-def _describe_inputs(sources: list[Path | str], counts: dict[str, int]) -> list[dict[str, Any]]:
+def _relative_names(inputs: list[str | Path], sources: list[Path | str]) -> dict[Path | str, str]:
+    """Each input file's name as recorded in document metadata: relative to the folder it was found in,
+    or its file name when given directly; dataset names as given."""
+    names: dict[Path | str, str] = {}
+    folders = [Path(i).resolve() for i in inputs if Path(i).is_dir()]
+    for source in sources:
+        if isinstance(source, str):
+            names[source] = source
+            continue
+        resolved = source.resolve()
+        root = next((f for f in folders if resolved.is_relative_to(f) and resolved != f), None)
+        names[source] = str(resolved.relative_to(root)) if root else source.name
+    return names
+
+
+def _describe_inputs(sources: list[Path | str], names: dict[Path | str, str],
+                     counts: dict[str, int]) -> list[dict[str, Any]]:
     described = []
     for source in sources:
-        entry: dict[str, Any] = {"path": str(source), "documents": counts.get(str(source), 0)}
+        entry: dict[str, Any] = {"path": str(source), "name": names[source],
+                                 "documents": counts.get(names[source], 0)}
         if isinstance(source, Path) and source.is_file():
             entry.update(bytes=source.stat().st_size, sha256=sha256_file(source))
         else:
@@ -172,6 +192,7 @@ def build_corpus(inputs: list[str | Path], tokenizer: str | Path | LoadedTokeniz
     if not inputs:
         raise InputError("no inputs given; pass one or more files, folders or dataset names")
     sources = expand_inputs(list(inputs))
+    source_names = _relative_names(list(inputs), sources)
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
     token_dtype = token_dtype_for_vocab(tok.vocab_size)
 
@@ -181,7 +202,7 @@ def build_corpus(inputs: list[str | Path], tokenizer: str | Path | LoadedTokeniz
     work = out.parent / f".{out.name}.building-{os.getpid()}"
     work.mkdir()
     try:
-        manifest = _build_into(work, sources, tok, token_dtype, config, progress)
+        manifest = _build_into(work, sources, source_names, tok, token_dtype, config, progress)
         _replace_folder(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -189,14 +210,14 @@ def build_corpus(inputs: list[str | Path], tokenizer: str | Path | LoadedTokeniz
     return manifest
 
 
-def _build_into(work: Path, sources: list[Path | str], tok: LoadedTokenizer, token_dtype: str,
-                config: CorpusBuildConfig, report: ProgressCallback | None) -> dict[str, Any]:
+def _build_into(work: Path, sources: list[Path | str], source_names: dict[Path | str, str], tok: LoadedTokenizer,
+                token_dtype: str, config: CorpusBuildConfig, report: ProgressCallback | None) -> dict[str, Any]:
     skipped = SkippedLines()
     progress = BuildProgress(inputs_total=len(sources))
     shards: list[dict[str, Any]] = []
     documents_per_input: dict[str, int] = {}
     writer = _ShardWriter(work, 0, token_dtype, 0)
-    for batch in _batches(sources, config, skipped, progress, report):
+    for batch in _batches(sources, source_names, config, skipped, progress, report):
         ids = tok.encode_batch([d.text for d in batch])
         start = 0
         while start < len(batch):
@@ -243,7 +264,7 @@ def _build_into(work: Path, sources: list[Path | str], tok: LoadedTokenizer, tok
         "counts": {"documents": progress.documents, "tokens": progress.tokens, "shards": len(shards),
                    "inputs": len(sources), "skipped_lines": skipped.count},
         "skipped_examples": skipped.examples,
-        "inputs": _describe_inputs(sources, documents_per_input),
+        "inputs": _describe_inputs(sources, source_names, documents_per_input),
         "shards": shards,
     }
     atomic_write_json(work / MANIFEST, manifest)
