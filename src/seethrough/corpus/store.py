@@ -155,7 +155,7 @@ class TokenCorpus:
         """Re-hash every file against the manifest; returns the files checked (raises on a mismatch)."""
         if self.manifest is None:
             raise CorpusError(f"{self.path} has no seethrough manifest (an infini-gram folder): nothing to verify against")
-        return _check_files(self.path, _expected_files(self.manifest), full=True)
+        return check_files(self.path, _expected_files(self.manifest), full=True)
 
 
 def _expected_files(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -165,7 +165,7 @@ def _expected_files(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return expected
 
 
-def _check_files(folder: Path, expected: dict[str, dict[str, Any]], full: bool) -> list[str]:
+def check_files(folder: Path, expected: dict[str, dict[str, Any]], full: bool = False) -> list[str]:
     """Size check always; sha256 check when ``full`` or when the file changed since its last check."""
     stamps_path = folder / VERIFIED_STAMPS
     try:
@@ -200,10 +200,6 @@ def _check_files(folder: Path, expected: dict[str, dict[str, Any]], full: bool) 
         except OSError:
             pass  # a read-only corpus is re-hashed on every open, which is slower but still correct
     return sorted(expected)
-
-
-def check_files(folder: Path, expected: dict[str, dict[str, Any]], full: bool = False) -> list[str]:
-    return _check_files(folder, expected, full)
 
 
 def _open_shard(folder: Path, number: int, first_document: int, token_dtype: str,
