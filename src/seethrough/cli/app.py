@@ -376,6 +376,9 @@ def demo(
     console.print((out_dir / "summary.txt").read_text())
 
 
+from . import train_commands  # noqa: E402,F401  (registers train, batch, seen on `app`)
+
+
 def main() -> None:
     try:
         app()

@@ -1,14 +1,15 @@
-"""``seethrough demo``: the whole pipeline on a generated text collection, checked against what was planted.
+"""``seethrough demo``: the whole pipeline on the built-in synthetic world, scored against its truth.
 
-Until the training layer exists, the demo shows the data-search layer: it generates text with
-planted repeats, trains a small tokenizer, builds the corpus and its index, and answers the
-questions an auditor asks (how often, where, what of this text is copied), each checked against
-the planted truth and, for a sample of n-grams, against brute force.
+Steps: generate the world (``world.py``) and its word-level tokenizer, build the corpus and its
+index, check the index against the planted truth and brute force, train a small GPT-NeoX on the
+CPU with a replayable data order, replay a batch, then audit the model: greedy extraction of
+canaries by duplication count, and fact recall by exposure. Everything lands in ``OUT/``:
+``world/``, ``corpus/``, ``run/``, ``summary.json`` and ``summary.txt``.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import random
 import time
 from collections.abc import Callable
@@ -18,25 +19,15 @@ from typing import Any
 import numpy as np
 
 from .._files import atomic_write_bytes, atomic_write_json
-from .text import generate
+from ..errors import SeethroughError
+from .world import generate_world, write_world
 
-PRESETS = {
-    "ci": {"documents": 600, "duplication": (1, 2, 4, 8), "per_count": 3, "vocab": 600, "shard_tokens": 20_000},
-    "default": {"documents": 6000, "duplication": (1, 2, 4, 8, 16, 32, 64), "per_count": 4, "vocab": 2000,
-                "shard_tokens": 150_000},
+PRESETS: dict[str, dict[str, Any]] = {
+    # default: the issue's 1M-parameter model, ~0.34M tokens x 2 epochs (about 2 minutes on 2 free cores)
+    "default": {"world": "default", "model_size": "small", "epochs": 2, "seq_len": 64, "batch_size": 32, "lr": 2e-3},
+    # ci: a quarter of the world, 4 epochs, same model (well under 2 minutes)
+    "ci": {"world": "ci", "model_size": "small", "epochs": 4, "seq_len": 64, "batch_size": 32, "lr": 2e-3},
 }
-
-
-def _train_tokenizer(texts: list[str], vocab: int, path: Path) -> None:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False, special_tokens=["<|endoftext|>"])
-    tok.train_from_iterator(texts, trainer)
-    atomic_write_bytes(path, tok.to_str().encode("utf-8"))
 
 
 def _brute_count(stream: np.ndarray, query: np.ndarray) -> int:
@@ -46,10 +37,12 @@ def _brute_count(stream: np.ndarray, query: np.ndarray) -> int:
     return int(np.all(windows == query, axis=1).sum())
 
 
-def run_demo(out: str | Path, preset: str = "default", seed: int = 0,
+def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: int | None = None,
              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the demo into ``out`` (replaced if it holds an earlier demo); returns the summary."""
+    import shutil
+
     from ..corpus import CorpusBuildConfig, build_corpus
-    from ..errors import SeethroughError
     from ..index import build_index, open_corpus
 
     if preset not in PRESETS:
@@ -57,42 +50,82 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0,
     settings = PRESETS[preset]
     say = progress or (lambda step: None)
     out = Path(out)
-    world = out / "world"
-    world.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
+    if out.exists() and any(out.iterdir()) and not (out / "summary.json").exists() and not (out / "world").exists():
+        raise SeethroughError(f"{out} exists and does not hold a demo; choose another --out")
+    for part in ("world", "corpus", "run"):
+        shutil.rmtree(out / part, ignore_errors=True)
+    seconds: dict[str, float] = {}
 
-    say("generating text")
-    t = time.perf_counter()
-    collection = generate(seed, settings["documents"], duplication=settings["duplication"],
-                          per_count=settings["per_count"])
-    lines = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in collection.documents)
-    atomic_write_bytes(world / "docs.jsonl", lines.encode("utf-8"))
-    atomic_write_json(world / "truth.json", {"seed": seed, "preset": preset, "planted": collection.planted})
-    _train_tokenizer([d["text"] for d in collection.documents], settings["vocab"], world / "tokenizer.json")
-    timings["generate"] = time.perf_counter() - t
+    def timed(name: str, what: str, fn: Callable[[], Any]) -> Any:
+        say(what)
+        began = time.perf_counter()
+        value = fn()
+        seconds[name] = round(time.perf_counter() - began, 2)
+        return value
 
-    say("building corpus")
-    t = time.perf_counter()
-    manifest = build_corpus([world / "docs.jsonl"], world / "tokenizer.json", out / "corpus",
-                            CorpusBuildConfig(shard_tokens=settings["shard_tokens"], overwrite=True))
-    timings["corpus_build"] = time.perf_counter() - t
-    say("building index")
-    t = time.perf_counter()
-    build_index(out / "corpus")
-    timings["index_build"] = time.perf_counter() - t
-
-    say("querying")
+    world = timed("generate", "generating the world", lambda: generate_world(seed, settings["world"]))
+    hashes = write_world(world, out / "world")
+    truth = world.truth
+    manifest = timed("corpus_build", "building the corpus", lambda: build_corpus(
+        [out / "world" / "docs.jsonl"], out / "world" / "tokenizer.json", out / "corpus",
+        CorpusBuildConfig(shard_tokens=200_000, overwrite=True)))
+    timed("index_build", "building the index", lambda: build_index(out / "corpus"))
     corpus = open_corpus(out / "corpus")
-    t = time.perf_counter()
-    planted = collection.planted
-    counts = corpus.count_many([" " + p["text"] for p in planted])
-    doc_freqs = corpus.doc_freq_many([" " + p["text"] for p in planted])
-    timings["count_many_planted"] = time.perf_counter() - t
-    exact = sum(int(c == p["copies"] and d == p["copies"]) for c, d, p in zip(counts, doc_freqs, planted))
-    located = corpus.find(" " + planted[-1]["text"], limit=len(planted[-1]["documents"]))
-    found_docs = sorted({m.doc for m in located.matches})
+    index_checks = timed("index_checks", "checking the index", lambda: _index_checks(corpus, truth, seed))
 
-    # brute force on a sample of n-grams cut from the token stream
+    from ..train import open_run, train
+
+    stream = manifest["counts"]["tokens"] + manifest["counts"]["documents"]  # one end-of-document token each
+    steps = math.ceil(settings["epochs"] * (stream // (settings["seq_len"] + 1)) / settings["batch_size"])
+    config = {"model_size": settings["model_size"], "seq_len": settings["seq_len"],
+              "batch_size": settings["batch_size"], "lr": settings["lr"], "steps": steps, "seed": seed,
+              "threads": threads, "save_every": 100}
+    losses: list[float] = []
+    run_manifest = timed("train", "training", lambda: train(
+        out / "corpus", out / "run", {k: v for k, v in config.items() if v is not None},
+        progress=lambda r: (losses.append(r["loss"]), say(f"training: step {r['step'] + 1}/{steps}, loss {r['loss']:.3f}"))))
+    run = open_run(out / "run")
+    replay = _replay_check(run)
+
+    from ..audit.generation import load_model
+
+    model = load_model(run.checkpoint(), threads=threads)
+    extraction = timed("extraction", "extracting canaries", lambda: _extraction(model, corpus, truth))
+    facts = timed("facts", "asking facts", lambda: _facts(model, corpus, world.eval_items))
+    seen = _seen_example(run, truth)
+
+    summary = {
+        "preset": preset, "seed": seed, "code_version": manifest["code_version"],
+        "world": {"documents": truth["documents"], "files_sha256": hashes,
+                  "canaries": len(truth["canaries"]), "heldout_canaries": len(truth["heldout_canaries"]),
+                  "people": len(truth["people"]), "heldout_people": len(truth["heldout_people"])},
+        "corpus": {"documents": manifest["counts"]["documents"], "tokens": manifest["counts"]["tokens"],
+                   "corpus_hash": manifest["corpus_hash"]},
+        "index": index_checks,
+        "training": {"model_size": settings["model_size"], "parameters": run_manifest["model"]["parameters"],
+                     "steps": steps, "epochs": settings["epochs"],
+                     "tokens_seen": steps * settings["batch_size"] * settings["seq_len"],
+                     "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+                     "checkpoints": run.checkpoints, "replay": replay},
+        "memorization": extraction,
+        "facts": facts,
+        "seen": seen,
+        "seconds": seconds,
+    }
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_bytes(out / "summary.txt", _readable(summary).encode("utf-8"))
+    return summary
+
+
+def _index_checks(corpus: Any, truth: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Every planted canary counted exactly; held-out ones absent; a sample of n-grams vs brute force."""
+    members, heldout = truth["canaries"], truth["heldout_canaries"]
+    counts = corpus.count_many([c["text"] for c in members])
+    doc_freqs = corpus.doc_freq_many([c["text"] for c in members])
+    exact = sum(int(n == c["copies"] == d) for n, d, c in zip(counts, doc_freqs, members))
+    heldout_found = sum(corpus.count_many([c["text"] for c in heldout]))
+    probe = max(members, key=lambda c: c["copies"])
+    found = corpus.find(probe["text"], limit=probe["copies"])
     rng = random.Random(seed)
     stream = np.concatenate([s.tokens for s in corpus.corpus.shards]).astype(np.int64)
     stream[stream == corpus.corpus.separator] = -1
@@ -102,59 +135,93 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0,
         start = rng.randrange(0, len(stream) - n)
         if (stream[start:start + n] >= 0).all():
             sample.append(stream[start:start + n])
-    brute = [_brute_count(stream, q) for q in sample]
-    agree = sum(int(a == b) for a, b in zip(corpus.count_many(sample), brute))
+    agree = sum(int(a == _brute_count(stream, q)) for a, q in zip(corpus.count_many(sample), sample))
+    return {"canaries_counted_exactly": exact, "canaries": len(members), "heldout_occurrences": heldout_found,
+            "find_matches_truth": sorted({m.doc for m in found.matches}) == probe["documents"],
+            "brute_force_agree": agree, "brute_force_queries": len(sample)}
 
-    copied = planted[len(planted) // 2]["text"]
-    probe = f"Nobody in Zanzibar has heard of it. {copied} The end of a new story about nothing."
-    spans = corpus.maximal_spans(probe, min_length=5)
-    longest = max(spans, key=lambda s: s.end - s.start) if spans else None
-    next_tokens = corpus.ntd(" people talk about")
-    top = sorted(next_tokens.counts.items(), key=lambda kv: -kv[1])[:3]
-    boolean = corpus.search([[" Zoë"], [" Vellmar", " Kesh"]], window=12, limit=3)
 
-    summary = {
-        "preset": preset, "seed": seed, "code_version": manifest["code_version"],
-        "corpus": {"documents": manifest["counts"]["documents"], "tokens": manifest["counts"]["tokens"],
-                   "shards": manifest["counts"]["shards"], "corpus_hash": manifest["corpus_hash"]},
-        "planted": {"passages": len(planted), "exact_counts": exact,
-                    "by_copies": {str(c): [n for n, p in zip(counts, planted) if p["copies"] == c]
-                                  for c in settings["duplication"]}},
-        "find": {"query": planted[-1]["text"], "count": located.count, "documents": found_docs,
-                 "planted_documents": planted[-1]["documents"]},
-        "brute_force": {"queries": len(sample), "agree": agree},
-        "spans": {"probe": probe, "longest": longest.to_dict() if longest else None, "copied": copied,
-                  "copied_recovered": bool(longest and longest.text and copied in longest.text)},
-        "ntd": {"prompt": " people talk about", "prompt_count": next_tokens.prompt_count,
-                "top": [{"token": corpus.tokenizer.decode([tok]), "count": c} for tok, c in top]},
-        "search": {"query": " Zoë AND ( Vellmar OR Kesh) within 12 tokens", "count": boolean.count,
-                   "documents": boolean.documents},
-        "seconds": {k: round(v, 3) for k, v in timings.items()},
-    }
-    atomic_write_json(out / "summary.json", summary)
-    atomic_write_bytes(out / "summary.txt", _readable(summary).encode("utf-8"))
-    return summary
+def _replay_check(run: Any) -> dict[str, Any]:
+    """Recompute the batches of a few steps from the data order and compare with the training log."""
+    logged = run.logged_batch_sha256()
+    steps = sorted(logged)
+    chosen = [steps[0], steps[len(steps) // 2], steps[-1]] if steps else []
+    return {"steps": chosen, "match": all(run.batch(s).sha256 == logged[s] for s in chosen)}
+
+
+def _extraction(model: Any, corpus: Any, truth: dict[str, Any]) -> dict[str, Any]:
+    """Greedy continuation of each canary's prompt: exact (all tokens) and Pythia's per-token score."""
+    from ..audit.generation import greedy_continuations
+
+    canaries = truth["canaries"] + truth["heldout_canaries"]
+    tok = corpus.tokenizer
+    prompts = tok.encode_batch([c["prompt"] for c in canaries])
+    targets = tok.encode_batch([c["continuation"] for c in canaries])
+    eod = tok.tokenizer.token_to_id("<|endoftext|>")
+    generated = greedy_continuations(model, [[eod, *p] for p in prompts], len(targets[0]))
+    by_copies: dict[int, list[tuple[bool, float]]] = {}
+    for canary, target, got in zip(canaries, targets, generated):
+        matches = [a == b for a, b in zip(target, got)]
+        by_copies.setdefault(canary["copies"], []).append((all(matches), sum(matches) / len(matches)))
+    table = {str(k): {"n": len(v), "extracted": round(sum(e for e, _ in v) / len(v), 4),
+                      "score": round(sum(s for _, s in v) / len(v), 4)} for k, v in sorted(by_copies.items())}
+    return {"prompt_tokens": len(prompts[0]), "continuation_tokens": len(targets[0]), "by_copies": table}
+
+
+def _facts(model: Any, corpus: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Greedy next word after fact prompts, by exposure group (0 = held-out person)."""
+    from ..audit.generation import next_token_argmax
+
+    tok = corpus.tokenizer
+    out: dict[str, Any] = {}
+    for task in ("birth_city", "two_hop"):
+        chosen = [i for i in items if i["task"] == task]
+        guesses = next_token_argmax(model, tok.encode_batch([i["prompt"] for i in chosen]))
+        answers = [tok.encode(i["answer"])[0] for i in chosen]
+        groups: dict[str, list[bool]] = {}
+        for item, guess, answer in zip(chosen, guesses, answers):
+            key = str(item["exposures"])
+            if task == "two_hop" and item["exposures"]:
+                key += "+direct" if item["two_hop_trained"] else ""
+            groups.setdefault(key, []).append(int(guess) == answer)
+        out[task] = {k: round(sum(v) / len(v), 3) for k, v in sorted(groups.items(), key=lambda kv: kv[0])}
+    return out
+
+
+def _seen_example(run: Any, truth: dict[str, Any]) -> dict[str, Any]:
+    from ..audit.seen import seen_before
+
+    canary = max(truth["canaries"], key=lambda c: c["copies"])
+    final = run.checkpoints[-1]
+    result = seen_before(run, canary["text"], final)
+    return {"canary": canary["id"], "copies": canary["copies"], "before_step": final, "seen": result.count,
+            "first_step": result.first_step, "split_by_rows": result.split_by_rows}
 
 
 def _readable(s: dict[str, Any]) -> str:
-    c, p = s["corpus"], s["planted"]
+    c, ix, tr, mem = s["corpus"], s["index"], s["training"], s["memorization"]
     lines = [
         f"seethrough demo ({s['preset']} preset, seed {s['seed']})",
-        f"corpus: {c['documents']:,} documents, {c['tokens']:,} tokens, {c['shards']} shards, hash {c['corpus_hash'][:12]}",
-        f"planted passages counted exactly (occurrences and documents): {p['exact_counts']}/{p['passages']}",
+        f"world: {s['world']['canaries']} canaries planted 1-64 times, {s['world']['heldout_canaries']} held out; "
+        f"{s['world']['people']} people, {s['world']['heldout_people']} held out",
+        f"corpus: {c['documents']:,} documents, {c['tokens']:,} tokens, hash {c['corpus_hash'][:12]}",
+        f"index: {ix['canaries_counted_exactly']}/{ix['canaries']} canaries counted exactly, held-out occurrences "
+        f"{ix['heldout_occurrences']}, find = truth: {ix['find_matches_truth']}, brute force "
+        f"{ix['brute_force_agree']}/{ix['brute_force_queries']}",
+        f"training: {tr['parameters']:,} parameters, {tr['steps']} steps ({tr['epochs']} epochs, "
+        f"{tr['tokens_seen']:,} tokens), loss {tr['first_loss']:.3f} -> {tr['last_loss']:.3f}; replayed batches of "
+        f"steps {tr['replay']['steps']} match the log: {tr['replay']['match']}",
+        f"memorization (greedy, {mem['prompt_tokens']}-token prompt, {mem['continuation_tokens']} tokens):",
     ]
-    for copies, found in p["by_copies"].items():
-        lines.append(f"  planted {copies:>3} times -> counted {found}")
-    lines += [
-        f"find: {s['find']['count']} occurrence(s) in {len(s['find']['documents'])} documents; the same documents "
-        f"as planted: {s['find']['documents'] == s['find']['planted_documents']}",
-        f"brute-force check of {s['brute_force']['queries']} random n-grams: {s['brute_force']['agree']} agree",
-        f"maximal spans: copied passage recovered = {s['spans']['copied_recovered']}"
-        + (f" (longest span {s['spans']['longest']['end'] - s['spans']['longest']['start']} tokens, "
-           f"seen {s['spans']['longest']['count']}x)" if s["spans"]["longest"] else ""),
-        f"next token after '{s['ntd']['prompt'].strip()}' ({s['ntd']['prompt_count']} times): "
-        + ", ".join(f"{t['token']!r} x{t['count']}" for t in s["ntd"]["top"]),
-        f"boolean search {s['search']['query']}: {s['search']['count']} match(es) in {s['search']['documents']} document(s)",
-        "seconds: " + ", ".join(f"{k} {v}" for k, v in s["seconds"].items()),
-    ]
+    for copies, row in mem["by_copies"].items():
+        label = "held-out" if copies == "0" else f"{copies:>3} copies"
+        lines.append(f"  {label:>10}: extracted {row['extracted']:6.1%}  score {row['score']:.3f}  (n={row['n']})")
+    for task, groups in s["facts"].items():
+        lines.append(f"{task} accuracy by exposures (0 = held-out): "
+                     + ", ".join(f"{k}: {v:.0%}" for k, v in groups.items()))
+    seen = s["seen"]
+    lines.append(f"seen: canary {seen['canary']} ({seen['copies']} copies) was in the batches {seen['seen']} times "
+                 f"before step {seen['before_step']}, first at step {seen['first_step']} "
+                 f"({seen['split_by_rows']} copies split across rows)")
+    lines.append("seconds: " + ", ".join(f"{k} {v}" for k, v in s["seconds"].items()))
     return "\n".join(lines) + "\n"

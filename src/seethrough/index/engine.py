@@ -349,6 +349,14 @@ class IndexedCorpus:
             results.append(FindResult(count, matches, ids.tolist()))
         return results
 
+    def positions(self, query: Query) -> list[np.ndarray]:
+        """Every occurrence, per shard: sorted token positions in that shard's ``tokenized`` file
+        (separators included, so position ``p`` is document token ``p - doc_start - 1``)."""
+        ids = self.encode(query)
+        ranges = self._ranges([ids])
+        return [self._first_positions(ix, int(lo[0]), int(hi[0]), int(hi[0] - lo[0]))
+                for ix, (lo, hi) in zip(self.shard_indexes, ranges)]
+
     def _first_positions(self, ix: _ShardIndex, lo: int, hi: int, k: int) -> np.ndarray:
         """The ``k`` smallest token positions among ranks [lo, hi), sorted; memory bounded by chunks."""
         from .kernels import positions

@@ -1,0 +1,357 @@
+"""``seethrough train``: a plain PyTorch training loop whose every batch can be replayed.
+
+Read it top to bottom: open the corpus and its data order, build (or restore) the model and the
+optimizer, then for each step: set the learning rate, take the step's batch from the data order,
+hash it, run forward/backward over the micro-batches, clip, step, log, and save a checkpoint at
+the scheduled steps. Several processes (``torchrun``) split each global batch; the batch itself
+never depends on how many processes there are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .._files import atomic_write_bytes, atomic_write_json, sha256_file
+from .._version import code_version
+from ..corpus.store import open_token_corpus
+from ..errors import SeethroughError
+from .config import MAY_CHANGE_ON_RESUME, ConfigError, TrainConfig, load_config, to_dict, validate
+from .model import build_model, flops_per_token, peak_flops
+from .order import DataOrder, OrderSpec, batch_sha256, find_eod_id
+from .run import CHECKPOINTS, LOG, RUN_MANIFEST, RunError, checkpoint_dir, read_run_manifest
+
+
+def checkpoint_steps(steps: int, save_every: int) -> list[int]:
+    """Pythia's schedule: 0, 1, 2, 4, ..., 512, then every ``save_every``, and the last step."""
+    log_spaced = {0} | {2**k for k in range(10)}
+    chosen = {s for s in log_spaced if s <= steps} | set(range(save_every, steps + 1, save_every)) | {steps}
+    return sorted(chosen)
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warmup to ``lr``, cosine down to ``lr * min_lr_ratio`` at ``lr_decay_steps``, then flat."""
+    warmup, decay = config.warmup_steps or 0, config.lr_decay_steps or config.steps
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, decay - warmup))
+    floor = config.lr * config.min_lr_ratio
+    return floor + 0.5 * (config.lr - floor) * (1 + math.cos(math.pi * progress))
+
+
+class _Processes:
+    """Rank, world size and device of this process; one process unless started by torchrun."""
+
+    def __init__(self, config: TrainConfig):
+        import torch
+
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(self.world)))
+        want_cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
+        if want_cuda and not torch.cuda.is_available():
+            raise ConfigError("--device cuda was asked for but torch sees no GPU; use --device cpu")
+        self.device = torch.device(f"cuda:{self.local_rank}" if want_cuda else "cpu")
+        if want_cuda:
+            torch.cuda.set_device(self.device)
+        self.sharded = self.world > 1 and config.parallel == "fsdp"
+        self.threads = config.threads or max(1, len(os.sched_getaffinity(0)) // local_world)
+        torch.set_num_threads(self.threads)
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if not dist.is_initialized():
+                dist.init_process_group("nccl" if want_cuda else "gloo")
+        if config.batch_size % (self.world * config.grad_accum):
+            raise ConfigError(f"--batch-size {config.batch_size} does not divide by {self.world} processes x "
+                              f"--grad-accum {config.grad_accum}")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def mean(self, value: Any) -> Any:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(value)
+            value /= self.world
+        return value
+
+
+def train(corpus: str | Path, out: str | Path, settings: TrainConfig | Mapping[str, Any] | None = None,
+          resume: bool = False, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train on ``corpus`` into the run folder ``out``; returns the run manifest.
+
+    ``settings``: a full :class:`TrainConfig`, or a mapping of the fields given explicitly (the CLI's
+    flags and ``--config`` file). With ``resume``, the run's recorded configuration is the base and
+    explicit fields may change only those in ``MAY_CHANGE_ON_RESUME``.
+    ``progress`` is called after every step with that step's log record.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    out = Path(out)
+    tokens = open_token_corpus(corpus)
+    if tokens.tokenizer is None or tokens.corpus_hash is None:
+        raise SeethroughError(f"{corpus} is not a seethrough corpus with a tokenizer; build it with "
+                              "`seethrough corpus build`")
+    config, manifest = _resolve(out, tokens, settings, resume)
+    procs = _Processes(config)
+    order = DataOrder(tokens, OrderSpec(**manifest["data_order"]["spec"]))
+
+    model = build_model(config.model_size, tokens.vocab_size, config.seq_len, order.spec.eod_id, config.seed)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr, betas=(config.beta1, config.beta2), fused=False, foreach=False)
+    start = 0
+    if resume and manifest["checkpoints"]:
+        start = _restore(out, manifest, model, optimizer)
+    model.to(procs.device)
+    _move_optimizer_state(optimizer, procs.device)
+
+    wrapped = model
+    if procs.world > 1 and config.parallel == "ddp":
+        from torch.nn.parallel import DistributedDataParallel
+
+        wrapped = DistributedDataParallel(model, device_ids=[procs.device.index] if procs.device.type == "cuda" else None)
+    elif procs.sharded:
+        from torch.distributed.fsdp import fully_shard
+
+        for layer in model.gpt_neox.layers:
+            fully_shard(layer)
+        wrapped = fully_shard(model)
+    forward = torch.compile(wrapped) if config.compile else wrapped
+    bf16 = config.precision == "bf16-mixed" or (config.precision == "auto" and procs.device.type == "cuda")
+    autocast = (lambda: torch.autocast(procs.device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+
+    flops = flops_per_token(model, config.seq_len)
+    peak, peak_source = peak_flops(procs.device, procs.threads, config.peak_flops)
+    save_at = set(checkpoint_steps(config.steps, config.save_every))
+    per_process = config.batch_size // procs.world
+    micro = per_process // config.grad_accum
+    manifest["model"] = {"parameters": sum(p.numel() for p in model.parameters()), "flops_per_token": flops}
+    manifest["hardware"] = {"device": str(procs.device), "processes": procs.world, "threads": procs.threads,
+                            "peak_flops": peak, "peak_flops_source": peak_source, "torch": torch.__version__}
+    if procs.main:
+        _truncate_log(out / LOG, start)
+        if start == 0 and 0 in save_at and not manifest["checkpoints"]:
+            _save(out, manifest, model, optimizer, 0, procs)
+        else:
+            atomic_write_json(out / RUN_MANIFEST, manifest)
+    procs.barrier()
+
+    log = open(out / LOG, "a", encoding="utf-8") if procs.main else None
+    try:
+        for step in range(start, config.steps):
+            began = time.perf_counter()
+            lr = learning_rate(step, config)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = order.batch(step).token_ids
+            digest = batch_sha256(batch)
+            mine = torch.from_numpy(batch[procs.rank * per_process:(procs.rank + 1) * per_process])
+            total = torch.zeros((), device=procs.device)
+            for k in range(config.grad_accum):
+                rows = mine[k * micro:(k + 1) * micro].to(procs.device)
+                last = k == config.grad_accum - 1
+                sync = wrapped.no_sync() if procs.world > 1 and config.parallel == "ddp" and not last \
+                    else contextlib.nullcontext()
+                with sync:
+                    with autocast():
+                        logits = forward(input_ids=rows[:, :-1], use_cache=False).logits
+                    loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), rows[:, 1:].reshape(-1))
+                    (loss / config.grad_accum).backward()
+                total += loss.detach() / config.grad_accum
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or float("inf"))
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_value = float(procs.mean(total))
+            if procs.device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - began
+            tokens_per_s = config.batch_size * config.seq_len / seconds
+            record = {
+                "step": step, "loss": loss_value, "lr": lr, "grad_norm": float(norm),
+                "tokens_seen": (step + 1) * config.batch_size * config.seq_len,
+                "tokens_per_s": tokens_per_s, "seconds": seconds,
+                "mfu": flops * tokens_per_s / (peak * procs.world) if peak else None,
+                "peak_flops": peak, "peak_flops_source": peak_source, "batch_sha256": digest,
+            }
+            if log is not None:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+            if step + 1 in save_at:
+                _save(out, manifest, model, optimizer, step + 1, procs)
+            if progress is not None:
+                progress(record)
+    finally:
+        if log is not None:
+            log.close()
+    if procs.main:
+        manifest["status"] = "complete" if _newest(manifest) == config.steps else "stopped"
+        atomic_write_json(out / RUN_MANIFEST, manifest)
+    return manifest
+
+
+def _resolve(out: Path, tokens: Any, settings: TrainConfig | Mapping[str, Any] | None,
+             resume: bool) -> tuple[TrainConfig, dict[str, Any]]:
+    """The run's configuration and manifest: new, or the recorded one checked against what was given."""
+    given = to_dict(settings) if isinstance(settings, TrainConfig) else dict(settings or {})
+    if resume:
+        manifest = read_run_manifest(out)
+        if manifest["corpus"]["corpus_hash"] != tokens.corpus_hash:
+            raise RunError(
+                f"run {out} was trained on corpus {manifest['corpus']['path']} (hash "
+                f"{manifest['corpus']['corpus_hash'][:12]}), not {tokens.path} (hash {tokens.corpus_hash[:12]}); "
+                "resume with the run's own corpus or train a new run with another --out")
+        recorded = manifest["config"]
+        changed = sorted(k for k, v in given.items()
+                         if v is not None and k not in MAY_CHANGE_ON_RESUME and recorded.get(k) != v)
+        if changed:
+            details = ", ".join(f"--{k.replace('_', '-')} {given[k]} (run: {recorded.get(k)})" for k in changed)
+            raise RunError(f"run {out} was trained with another configuration: {details}; drop these flags to "
+                           "resume, or train a new run with another --out")
+        config = TrainConfig(**{**recorded, **{k: v for k, v in given.items() if v is not None}})
+        validate(config)
+        manifest["config"] = to_dict(config)
+        return config, manifest
+    if (out / RUN_MANIFEST).exists():
+        raise RunError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+    if out.exists() and any(out.iterdir()):
+        raise RunError(f"{out} exists and is not empty; choose another --out")
+    config = settings if isinstance(settings, TrainConfig) else load_config(**given)
+    validate(config)
+    decay = config.lr_decay_steps or config.steps
+    config = TrainConfig(**{**to_dict(config), "lr_decay_steps": decay,
+                            "warmup_steps": config.warmup_steps if config.warmup_steps is not None
+                            else math.ceil(0.05 * decay)})
+    eod_id = find_eod_id(tokens, config.eod_token)
+    config.eod_token = tokens.tokenizer.tokenizer.id_to_token(eod_id)
+    spec = OrderSpec(corpus_hash=tokens.corpus_hash, seed=config.seed, seq_len=config.seq_len,
+                     batch_size=config.batch_size, eod_id=eod_id)
+    manifest = {
+        "format": "seethrough.run", "format_version": 1, "code_version": code_version(),
+        "corpus": {"path": str(tokens.path.resolve()), "relative_path": os.path.relpath(tokens.path.resolve(),
+                                                                                       out.resolve()),
+                   "corpus_hash": tokens.corpus_hash,
+                   "tokenizer_sha256": tokens.manifest["tokenizer"]["sha256"]},
+        "config": to_dict(config), "seed": config.seed,
+        "data_order": {"spec": spec.to_dict(), "sequences_per_epoch": None,
+                       "definition": "docs/formats.md#data-order"},
+        "checkpoints": [], "status": "training",
+    }
+    manifest["data_order"]["sequences_per_epoch"] = DataOrder(tokens, spec).sequences_per_epoch
+    out.mkdir(parents=True, exist_ok=True)
+    return config, manifest
+
+
+def _save(out: Path, manifest: dict[str, Any], model: Any, optimizer: Any, step: int, procs: _Processes) -> None:
+    """Write ``checkpoints/step-N`` under a temporary name, rename it into place, then list it."""
+    import torch
+
+    full_state = _full_state(model, optimizer, procs)
+    if not procs.main:
+        procs.barrier()
+        return
+    final = checkpoint_dir(out, step)
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model_state, optimizer_state = full_state
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one bar per checkpoint would drown the training progress
+    model.save_pretrained(tmp, state_dict=model_state, safe_serialization=True)
+    _write_tokenizer(tmp, Path(manifest["corpus"]["path"]), manifest["config"]["eod_token"],
+                     manifest["config"]["seq_len"])
+    torch.save({"step": step, "optimizer": optimizer_state, "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+               tmp / "trainer_state.pt")
+    atomic_write_json(tmp / "state.json", {"step": step, "samples_seen": step * manifest["config"]["batch_size"]})
+    if final.exists():
+        shutil.rmtree(final)  # a checkpoint of this step from a run that died before listing it
+    os.replace(tmp, final)
+    files = {p.name: sha256_file(p) for p in sorted(final.iterdir())}
+    manifest["checkpoints"] = [c for c in manifest["checkpoints"] if c["step"] != step] + [{
+        "step": step, "path": f"{CHECKPOINTS}/{final.name}", "sha256": files["model.safetensors"], "files": files}]
+    manifest["checkpoints"].sort(key=lambda c: c["step"])
+    atomic_write_json(out / RUN_MANIFEST, manifest)
+    procs.barrier()
+
+
+def _full_state(model: Any, optimizer: Any, procs: _Processes) -> tuple[dict, dict]:
+    """Unsharded, CPU copies of the model and optimizer state (every process takes part under FSDP)."""
+    if procs.sharded:
+        from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
+                                                             get_optimizer_state_dict)
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return get_model_state_dict(model, options=options), get_optimizer_state_dict(model, optimizer, options=options)
+    return ({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, optimizer.state_dict())
+
+
+def _write_tokenizer(folder: Path, corpus: Path, eod_token: str, seq_len: int) -> None:
+    """The corpus's tokenizer, with the config ``AutoTokenizer.from_pretrained`` needs."""
+    from ..corpus.layout import TOKENIZER_FILE
+
+    shutil.copyfile(corpus / TOKENIZER_FILE, folder / TOKENIZER_FILE)
+    atomic_write_json(folder / "tokenizer_config.json", {
+        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": eod_token, "eos_token": eod_token,
+        "unk_token": None, "model_max_length": seq_len, "clean_up_tokenization_spaces": False})
+
+
+def _restore(out: Path, manifest: dict[str, Any], model: Any, optimizer: Any) -> int:
+    """Load the newest listed checkpoint into ``model`` and ``optimizer``; returns its step."""
+    import torch
+    from safetensors.torch import load_file
+
+    entry = manifest["checkpoints"][-1]
+    folder = out / entry["path"]
+    weights = folder / "model.safetensors"
+    if not weights.exists() or sha256_file(weights) != entry["sha256"]:
+        raise RunError(f"checkpoint {folder} is missing or does not match the run manifest's hash; restore it, "
+                       "or remove it from run.json's checkpoints to resume from the one before")
+    model.load_state_dict(load_file(weights))
+    state = torch.load(folder / "trainer_state.pt", map_location="cpu", weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return int(entry["step"])
+
+
+def _move_optimizer_state(optimizer: Any, device: Any) -> None:
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            if hasattr(value, "to") and key != "step":
+                state[key] = value.to(device)
+
+
+def _truncate_log(path: Path, start: int) -> None:
+    """Keep the log lines of steps before ``start`` (a run that died may have logged past its last checkpoint)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+            if line.strip() and json.loads(line)["step"] < start]
+    atomic_write_bytes(path, "".join(kept).encode("utf-8"))
+
+
+def _newest(manifest: dict[str, Any]) -> int:
+    return manifest["checkpoints"][-1]["step"] if manifest["checkpoints"] else -1
