@@ -89,3 +89,24 @@ def word_corpus(tmp_path_factory):
     assert len(corpus.corpus.shards) >= 3
     token_docs = [corpus.tokenizer.encode(d) for d in docs]
     return corpus, token_docs, docs
+
+
+@pytest.fixture(scope="session")
+def world_corpus(tmp_path_factory):
+    """600 documents of the demo world in several shards, with the index built."""
+    from seethrough import build_corpus, build_index, open_token_corpus
+    from seethrough.corpus import CorpusBuildConfig
+    from seethrough.demo.world import generate_world, word_tokenizer_json
+
+    root = tmp_path_factory.mktemp("world")
+    world = generate_world(5, "ci")
+    docs = world.documents[:600]
+    with open(root / "docs.jsonl", "w", encoding="utf-8") as handle:
+        for d in docs:
+            handle.write(json.dumps(d) + "\n")
+    (root / "tokenizer.json").write_text(word_tokenizer_json(world.vocabulary), encoding="utf-8")
+    build_corpus([root / "docs.jsonl"], root / "tokenizer.json", root / "corpus", CorpusBuildConfig(shard_tokens=3000))
+    build_index(root / "corpus")
+    corpus = open_token_corpus(root / "corpus")
+    assert len(corpus.shards) >= 3
+    return root, corpus, world, docs

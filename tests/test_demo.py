@@ -1,29 +1,83 @@
-"""The built-in demo, end to end (ci preset): every planted passage counted exactly, spans recovered."""
+"""The demo world (deterministic, planted where the truth says, no untrained tokens in held-out
+canaries) and the demo end to end."""
 
 from __future__ import annotations
 
-import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
 
 import pytest
 
-from seethrough.demo import run_demo
-from seethrough.demo.text import generate
+from seethrough.demo.world import generate_world
+
+WORLD_HASHES = ("from seethrough.demo.world import generate_world, write_world; import json, sys; "
+                "print(json.dumps(write_world(generate_world(int(sys.argv[1]), 'ci'), sys.argv[2])))")
 
 
-def test_generated_text_is_deterministic():
-    a, b, c = generate(seed=3, documents=200), generate(seed=3, documents=200), generate(seed=4, documents=200)
-    digest = lambda col: hashlib.sha256(repr(col.documents).encode()).hexdigest()  # noqa: E731
-    assert digest(a) == digest(b) != digest(c)
-    for passage in a.planted:  # planted exactly where the truth says
-        holders = [i for i, d in enumerate(a.documents) if passage["text"] in d["text"]]
-        assert holders == passage["documents"]
+def test_world_bytes_are_identical_for_a_seed(tmp_path):
+    def hashes(seed, folder, hash_seed):
+        done = subprocess.run([sys.executable, "-c", WORLD_HASHES, str(seed), str(tmp_path / folder)],
+                              capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    a, b, c = hashes(1, "a", "1"), hashes(1, "b", "2"), hashes(2, "c", "1")
+    assert a == b
+    assert a["docs.jsonl"] != c["docs.jsonl"] and a["truth.json"] != c["truth.json"]
+
+
+def test_world_truth_matches_the_documents():
+    world = generate_world(3, "ci")
+    docs, truth = world.documents, world.truth
+    for canary in truth["canaries"]:
+        holders = [i for i, d in enumerate(docs) if d["text"] == canary["text"]]
+        assert holders == canary["documents"] and len(holders) == canary["copies"]
+    texts = {d["text"] for d in docs}
+    all_text = " ".join(d["text"] for d in docs)
+    for canary in truth["heldout_canaries"]:
+        assert canary["text"] not in texts and canary["prompt"] not in all_text
+    for person in truth["heldout_people"]:
+        assert person["name"] not in all_text
+    for person in truth["people"]:
+        bios = [d for d in docs if d.get("person") == person["id"] and d["kind"] == "bio"]
+        assert len(bios) == person["exposures"] and all(person["city"] in d["text"] for d in bios)
+    assert len(truth["heldout_canaries"]) >= 200
+    assert {c["copies"] for c in truth["canaries"]} == {1, 2, 4, 8, 16, 32, 64}
+    assert len({c["entropy_bits"] for c in truth["canaries"]}) >= 3
+
+
+def test_heldout_canary_words_are_as_common_in_training_as_members_words():
+    """No membership signal through untrained embeddings: every held-out canary word is trained on,
+    and about as often as the words of member canaries."""
+    world = generate_world(0, "default")
+    frequency = Counter(w for d in world.documents for w in d["text"].split())
+    truth = world.truth
+    assert len(truth["heldout_canaries"]) >= 1000 and all(
+        sum(c["copies"] == k for c in truth["canaries"]) >= 64 for k in truth["duplication"])
+
+    def mean_min_frequency(canaries):
+        return sum(min(frequency[w] for w in c["text"].split()) for c in canaries) / len(canaries)
+
+    members = [c for c in truth["canaries"] if c["copies"] <= 2]  # their own copies barely add to the counts
+    heldout = truth["heldout_canaries"]
+    assert min(frequency[w] for c in heldout for w in c["text"].split()) >= 20
+    assert abs(mean_min_frequency(heldout) / mean_min_frequency(members) - 1) < 0.15
 
 
 @pytest.mark.slow
 def test_demo_ci_preset(tmp_path):
-    summary = run_demo(tmp_path / "demo", preset="ci")
-    assert summary["planted"]["exact_counts"] == summary["planted"]["passages"] > 0
-    assert summary["brute_force"]["agree"] == summary["brute_force"]["queries"]
-    assert summary["find"]["documents"] == summary["find"]["planted_documents"]
-    assert summary["spans"]["copied_recovered"]
-    assert (tmp_path / "demo" / "summary.json").exists() and (tmp_path / "demo" / "world" / "truth.json").exists()
+    from seethrough.demo import run_demo
+
+    summary = run_demo(tmp_path / "demo", preset="ci", threads=2)
+    ix, mem = summary["index"], summary["memorization"]["by_copies"]
+    assert ix["canaries_counted_exactly"] == ix["canaries"] > 0 and ix["heldout_occurrences"] == 0
+    assert ix["brute_force_agree"] == ix["brute_force_queries"] and ix["find_matches_truth"]
+    assert summary["training"]["replay"]["match"]
+    assert summary["training"]["last_loss"] < summary["training"]["first_loss"] - 3
+    assert mem["0"]["extracted"] == 0 and mem["1"]["extracted"] == 0
+    assert mem["64"]["extracted"] > mem["8"]["extracted"]  # memorization rises with duplication
+    for name in ("summary.json", "summary.txt", "world/truth.json", "run/run.json"):
+        assert (tmp_path / "demo" / name).exists()

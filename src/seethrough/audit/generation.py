@@ -45,14 +45,22 @@ def greedy_continuations(model: Any, prompts: list[list[int]], new_tokens: int, 
     return out
 
 
+def _cache_argument(model: Any) -> str:
+    """transformers 5 calls the KV cache ``cache``; earlier versions ``past_key_values``."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def _greedy(model: Any, ids: Any, new_tokens: int) -> Any:
     import torch
 
     result = torch.empty((ids.shape[0], new_tokens), dtype=torch.long)
+    name = _cache_argument(model)
     step_input, cache = ids, None
     for k in range(new_tokens):
-        output = model(input_ids=step_input, past_key_values=cache, use_cache=True)
-        cache = output.past_key_values
+        output = model(input_ids=step_input, use_cache=True, **{name: cache})
+        cache = getattr(output, name)
         step_input = output.logits[:, -1, :].argmax(dim=-1, keepdim=True)
         result[:, k] = step_input[:, 0]
     return result

@@ -184,7 +184,8 @@ def _facts(model: Any, corpus: Any, items: list[dict[str, Any]]) -> dict[str, An
             if task == "two_hop" and item["exposures"]:
                 key += "+direct" if item["two_hop_trained"] else ""
             groups.setdefault(key, []).append(int(guess) == answer)
-        out[task] = {k: round(sum(v) / len(v), 3) for k, v in sorted(groups.items(), key=lambda kv: kv[0])}
+        ordered = sorted(groups.items(), key=lambda kv: (int(kv[0].split("+")[0]), kv[0]))
+        out[task] = {k: round(sum(v) / len(v), 3) for k, v in ordered}
     return out
 
 

@@ -112,6 +112,7 @@ def train(corpus: str | Path, out: str | Path, settings: TrainConfig | Mapping[s
                               "`seethrough corpus build`")
     config, manifest = _resolve(out, tokens, settings, resume)
     procs = _Processes(config)
+    procs.barrier()  # every process has checked the folder before the first one writes to it
     order = DataOrder(tokens, OrderSpec(**manifest["data_order"]["spec"]))
 
     model = build_model(config.model_size, tokens.vocab_size, config.seq_len, order.spec.eod_id, config.seed)
@@ -151,10 +152,10 @@ def train(corpus: str | Path, out: str | Path, settings: TrainConfig | Mapping[s
                             "peak_flops": peak, "peak_flops_source": peak_source, "torch": torch.__version__}
     if procs.main:
         _truncate_log(out / LOG, start)
-        if start == 0 and 0 in save_at and not manifest["checkpoints"]:
-            _save(out, manifest, model, optimizer, 0, procs)
-        else:
-            atomic_write_json(out / RUN_MANIFEST, manifest)
+    if start == 0 and 0 in save_at and not manifest["checkpoints"]:
+        _save(out, manifest, model, optimizer, 0, procs)  # every process: saving is collective
+    elif procs.main:
+        atomic_write_json(out / RUN_MANIFEST, manifest)
     procs.barrier()
 
     log = open(out / LOG, "a", encoding="utf-8") if procs.main else None
@@ -320,7 +321,7 @@ def _write_tokenizer(folder: Path, corpus: Path, eod_token: str, seq_len: int) -
 def _restore(out: Path, manifest: dict[str, Any], model: Any, optimizer: Any) -> int:
     """Load the newest listed checkpoint into ``model`` and ``optimizer``; returns its step."""
     import torch
-    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
 
     entry = manifest["checkpoints"][-1]
     folder = out / entry["path"]
@@ -328,7 +329,9 @@ def _restore(out: Path, manifest: dict[str, Any], model: Any, optimizer: Any) ->
     if not weights.exists() or sha256_file(weights) != entry["sha256"]:
         raise RunError(f"checkpoint {folder} is missing or does not match the run manifest's hash; restore it, "
                        "or remove it from run.json's checkpoints to resume from the one before")
-    model.load_state_dict(load_file(weights))
+    # from_pretrained, not a raw load: transformers renames some weights on save (lm_head -> embed_out)
+    saved = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    model.load_state_dict(saved.state_dict())
     state = torch.load(folder / "trainer_state.pt", map_location="cpu", weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])

@@ -1,0 +1,174 @@
+"""Training: the logged batches replay, resume is bitwise identical, checkpoints load in transformers
+with the logits of training, bad resumes are refused, several processes see the same batches."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from seethrough.errors import SeethroughError  # noqa: E402
+from seethrough.train import checkpoint_steps, learning_rate, load_config, open_run, train  # noqa: E402
+
+TINY = {"model_size": "tiny", "seq_len": 16, "batch_size": 8, "lr": 2e-2, "threads": 1, "seed": 7}
+
+
+def log_records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def test_checkpoint_schedule_and_learning_rate_by_hand():
+    assert checkpoint_steps(1300, 500) == [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 500, 512, 1000, 1300]
+    assert checkpoint_steps(3, 1000) == [0, 1, 2, 3]
+    config = load_config(lr=1.0, min_lr_ratio=0.1, warmup_steps=2, lr_decay_steps=12, steps=20)
+    assert learning_rate(0, config) == pytest.approx(0.5)
+    assert learning_rate(1, config) == pytest.approx(1.0)
+    assert learning_rate(2, config) == pytest.approx(1.0)  # cosine starts at the peak
+    assert learning_rate(7, config) == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi / 2)))
+    assert learning_rate(12, config) == pytest.approx(0.1)
+    assert learning_rate(19, config) == pytest.approx(0.1)  # flat after the schedule
+
+
+def test_tiny_run_learns_logs_replayable_batches_and_loads_in_transformers(world_corpus, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    root, corpus, _, _ = world_corpus
+    run_dir = tmp_path / "run"
+    manifest = train(root / "corpus", run_dir, {**TINY, "steps": 40})
+    records = log_records(run_dir)
+    assert [r["step"] for r in records] == list(range(40))
+    assert np.mean([r["loss"] for r in records[-5:]]) < records[0]["loss"] - 1.0  # it learns
+    assert records[0]["loss"] == pytest.approx(math.log(corpus.vocab_size), abs=0.3)  # starts near uniform
+    assert [c["step"] for c in manifest["checkpoints"]] == [0, 1, 2, 4, 8, 16, 32, 40]
+    assert manifest["corpus"]["corpus_hash"] == corpus.corpus_hash
+    for r in records:
+        assert r["tokens_seen"] == (r["step"] + 1) * 8 * 16 and r["mfu"] > 0 and r["peak_flops_source"]
+
+    run = open_run(run_dir)
+    for r in records:  # every logged batch is the replayed one
+        assert run.batch(r["step"]).sha256 == r["batch_sha256"]
+
+    # step-N holds the weights after N steps: its loss on batch N is the loss logged at step N
+    tokenizer = AutoTokenizer.from_pretrained(run.checkpoint(16))
+    text = corpus.document(3).text
+    assert tokenizer(text)["input_ids"] == corpus.tokenizer.encode(text)
+    for step in (0, 16):
+        model = AutoModelForCausalLM.from_pretrained(run.checkpoint(step)).eval()
+        batch = torch.from_numpy(run.batch(step).token_ids)
+        with torch.no_grad():
+            logits = model(input_ids=batch[:, :-1]).logits
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        assert float(loss) == pytest.approx(records[step]["loss"], abs=1e-5)
+    files = {c["step"]: c for c in manifest["checkpoints"]}
+    from seethrough._files import sha256_file
+
+    assert sha256_file(run.checkpoint(40) / "model.safetensors") == files[40]["sha256"]
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_is_bitwise_identical(world_corpus, tmp_path):
+    root, _, _, _ = world_corpus
+    straight = tmp_path / "straight"
+    train(root / "corpus", straight, {**TINY, "steps": 12, "grad_accum": 2})
+
+    def crash_at_step_6(record):
+        if record["step"] == 6:
+            raise Crash
+
+    resumed = tmp_path / "resumed"
+    with pytest.raises(Crash):
+        train(root / "corpus", resumed, {**TINY, "steps": 12, "grad_accum": 2}, progress=crash_at_step_6)
+    assert open_run(resumed).checkpoints == [0, 1, 2, 4]
+    train(root / "corpus", resumed, {"steps": 12}, resume=True)
+
+    a = (straight / "checkpoints/step-12/model.safetensors").read_bytes()
+    b = (resumed / "checkpoints/step-12/model.safetensors").read_bytes()
+    assert a == b
+    strip = lambda rs: [(r["step"], r["loss"], r["lr"], r["batch_sha256"]) for r in rs]  # noqa: E731
+    assert strip(log_records(straight)) == strip(log_records(resumed))
+
+    # extending a finished run keeps the recorded schedule and continues the same data order
+    train(root / "corpus", resumed, {"steps": 14}, resume=True)
+    records = log_records(resumed)
+    assert [r["step"] for r in records] == list(range(14))
+    assert records[13]["batch_sha256"] == open_run(resumed).batch(13).sha256
+
+
+def test_bad_runs_are_refused_with_the_fix(world_corpus, word_corpus, tmp_path):
+    root, _, _, _ = world_corpus
+    run_dir = tmp_path / "run"
+    train(root / "corpus", run_dir, {**TINY, "steps": 2})
+    before = (run_dir / "run.json").read_bytes()
+    with pytest.raises(SeethroughError, match="already holds a run; pass --resume"):
+        train(root / "corpus", run_dir, {**TINY, "steps": 2})
+    with pytest.raises(SeethroughError, match=r"another configuration: --lr 0.1 \(run: 0.02\)"):
+        train(root / "corpus", run_dir, {"lr": 0.1, "steps": 3}, resume=True)
+    with pytest.raises(SeethroughError, match="was trained on corpus"):
+        train(word_corpus[0].corpus.path, run_dir, {"steps": 3}, resume=True)
+    with pytest.raises(SeethroughError, match="no run.json"):
+        train(root / "corpus", tmp_path / "nothing", {"steps": 3}, resume=True)
+    with pytest.raises(SeethroughError, match="--model-size 'huge' is unknown"):
+        train(root / "corpus", tmp_path / "other", {"model_size": "huge"})
+    with pytest.raises(SeethroughError, match="end-of-document"):  # the word tokenizer has no EOS token
+        train(word_corpus[0].corpus.path, tmp_path / "other2", {**TINY, "steps": 1})
+    assert (run_dir / "run.json").read_bytes() == before
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "seethrough", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=600)
+
+
+def test_cli_train_batch_seen(world_corpus, tmp_path):
+    root, corpus, _, docs = world_corpus
+    config = tmp_path / "train.toml"
+    config.write_text('model_size = "tiny"\nseq_len = 16\nbatch_size = 8\nthreads = 1\n')
+    done = _cli("train", root / "corpus", "--out", tmp_path / "run", "--config", config, "--steps", 3, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["checkpoints"] == [0, 1, 2, 3]
+    logged = log_records(tmp_path / "run")
+    shown = _cli("batch", tmp_path / "run", "--step", 2, "--json")
+    record = json.loads(shown.stdout)
+    ids = np.array(record["token_ids"], dtype=np.int64)
+    assert ids.shape == (8, 17)
+    from seethrough.train import batch_sha256
+
+    assert batch_sha256(ids) == logged[2]["batch_sha256"] == record["sha256"]
+    for row, row_ids in zip(record["rows"], ids):
+        for d in row["documents"]:
+            assert row_ids[d["row_start"]:d["row_end"]].tolist() == \
+                corpus.document_tokens(d["doc"])[d["doc_start"]:d["doc_end"]].tolist()
+    text = " ".join(corpus.document(int(record["rows"][0]["documents"][0]["doc"])).text.split()[:2])
+    seen = json.loads(_cli("seen", tmp_path / "run", text, "--step", 3, "--json").stdout)
+    assert seen["count"] >= 1 and seen["first_step"] is not None and seen["first_step"] <= 2
+    bad = _cli("train", root / "corpus", "--out", tmp_path / "run", "--resume", "--seq-len", 32)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--seq-len 32 (run: 16)" in bad.stderr
+
+
+@pytest.mark.slow
+def test_two_processes_see_the_same_batches(world_corpus, tmp_path):
+    """DDP on CPU (gloo): the logged batches equal a single process's, and the losses agree."""
+    root, _, _, _ = world_corpus
+    args = [root / "corpus", "--model-size", "tiny", "--seq-len", 16, "--batch-size", 8, "--steps", 4, "--threads", 1,
+            "--seed", 7]
+    single = _cli("train", *args, "--out", tmp_path / "one")
+    assert single.returncode == 0, single.stderr
+    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                             "--master_port", "29533", "-m", "seethrough", "train", *map(str, args),
+                             "--out", str(tmp_path / "two")], capture_output=True, text=True, timeout=600)
+    assert double.returncode == 0, double.stderr[-2000:]
+    one, two = log_records(tmp_path / "one"), log_records(tmp_path / "two")
+    assert [r["batch_sha256"] for r in one] == [r["batch_sha256"] for r in two]
+    for a, b in zip(one, two):
+        assert b["loss"] == pytest.approx(a["loss"], abs=1e-5)
