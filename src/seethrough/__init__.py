@@ -21,12 +21,15 @@ from .errors import (CorpusError, IndexNotBuiltError, InputError, QueryError, Se
 
 if TYPE_CHECKING:
     from .corpus import CorpusBuildConfig, build_corpus, open_token_corpus
+    from .audit import seen_before
     from .index import IndexedCorpus, build_index, open_corpus, verify
+    from .train import TrainConfig, open_run
 
 _LAZY = {
     "build_corpus": "corpus", "CorpusBuildConfig": "corpus", "open_token_corpus": "corpus",
     "load_tokenizer": "corpus",
     "build_index": "index", "open_corpus": "index", "IndexedCorpus": "index", "verify": "index",
+    "open_run": "train", "TrainConfig": "train", "seen_before": "audit",
 }
 
 
