@@ -156,19 +156,38 @@ def test_cli_train_batch_seen(world_corpus, tmp_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--seq-len 32 (run: 16)" in bad.stderr
 
 
+def _torchrun(*args, port: int):
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", str(port), "-m", "seethrough", "train", *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+
+
 @pytest.mark.slow
 def test_two_processes_see_the_same_batches(world_corpus, tmp_path):
-    """DDP on CPU (gloo): the logged batches equal a single process's, and the losses agree."""
+    """DDP and FSDP2 on CPU (gloo): the logged batches equal a single process's and the losses agree;
+    an FSDP run resumes from its gathered checkpoint to the same weights."""
+    from safetensors.torch import load_file
+
     root, _, _, _ = world_corpus
-    args = [root / "corpus", "--model-size", "tiny", "--seq-len", 16, "--batch-size", 8, "--steps", 4, "--threads", 1,
-            "--seed", 7]
-    single = _cli("train", *args, "--out", tmp_path / "one")
+    args = [root / "corpus", "--model-size", "tiny", "--seq-len", 16, "--batch-size", 8, "--threads", 1, "--seed", 7]
+    single = _cli("train", *args, "--steps", 4, "--out", tmp_path / "one")
     assert single.returncode == 0, single.stderr
-    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_port", "29533", "-m", "seethrough", "train", *map(str, args),
-                             "--out", str(tmp_path / "two")], capture_output=True, text=True, timeout=600)
-    assert double.returncode == 0, double.stderr[-2000:]
-    one, two = log_records(tmp_path / "one"), log_records(tmp_path / "two")
-    assert [r["batch_sha256"] for r in one] == [r["batch_sha256"] for r in two]
-    for a, b in zip(one, two):
-        assert b["loss"] == pytest.approx(a["loss"], abs=1e-5)
+    one = log_records(tmp_path / "one")
+    for parallel, port in (("ddp", 29533), ("fsdp", 29534)):
+        done = _torchrun(*args, "--steps", 4, "--parallel", parallel, "--out", tmp_path / parallel, port=port)
+        assert done.returncode == 0, done.stderr[-2000:]
+        two = log_records(tmp_path / parallel)
+        assert [r["batch_sha256"] for r in one] == [r["batch_sha256"] for r in two]
+        for a, b in zip(one, two):
+            assert b["loss"] == pytest.approx(a["loss"], abs=1e-5)
+
+    first = _torchrun(*args, "--steps", 2, "--lr-decay-steps", 4, "--parallel", "fsdp", "--out", tmp_path / "part",
+                      port=29535)
+    assert first.returncode == 0, first.stderr[-2000:]
+    rest = _torchrun(root / "corpus", "--resume", "--steps", 4, "--parallel", "fsdp", "--out", tmp_path / "part",
+                     port=29536)
+    assert rest.returncode == 0, rest.stderr[-2000:]
+    straight = load_file(tmp_path / "fsdp/checkpoints/step-4/model.safetensors")
+    resumed = load_file(tmp_path / "part/checkpoints/step-4/model.safetensors")
+    for name, tensor in straight.items():
+        assert torch.allclose(tensor, resumed[name], atol=1e-6), name
