@@ -81,3 +81,17 @@ def test_demo_ci_preset(tmp_path):
     assert mem["64"]["extracted"] > mem["8"]["extracted"]  # memorization rises with duplication
     for name in ("summary.json", "summary.txt", "world/truth.json", "run/run.json"):
         assert (tmp_path / "demo" / name).exists()
+
+
+@pytest.mark.slow
+def test_demo_default_preset_meets_the_memorization_targets(tmp_path):
+    """The issue's bar for the main job: >= 80% of 64-copy canaries extracted, no held-out one, < 5% of 1-copy."""
+    from seethrough.demo import run_demo
+
+    summary = run_demo(tmp_path / "demo", preset="default", threads=2)
+    mem = summary["memorization"]["by_copies"]
+    assert mem["64"]["n"] >= 64 and mem["0"]["n"] >= 1000
+    assert mem["64"]["extracted"] >= 0.8
+    assert mem["0"]["extracted"] == 0
+    assert mem["1"]["extracted"] < 0.05
+    assert summary["training"]["parameters"] < 1.2e6 and summary["training"]["epochs"] == 2

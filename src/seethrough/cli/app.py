@@ -363,13 +363,15 @@ def document(
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the demo's artefacts.")] = Path("demo-out"),
     preset: Annotated[str, typer.Option("--preset", help="ci: small and fast; default: the full example.")] = "default",
+    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for training and decoding (default: the cores this process may use).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the built-in example end to end on generated text and print what it found."""
+    """Run the built-in world end to end: corpus, index, training, audits, scored against the truth."""
     from ..demo import run_demo
 
     with err.status("[bold]demo[/] running...") as status:
-        summary = run_demo(out_dir, preset=preset, progress=lambda step: status.update(f"[bold]demo[/] {step}"))
+        summary = run_demo(out_dir, preset=preset, threads=threads,
+                           progress=lambda step: status.update(f"[bold]demo[/] {step}"))
     if as_json:
         _emit(summary)
         return
