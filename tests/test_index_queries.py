@@ -39,6 +39,16 @@ def test_count_matches_brute_force(word_corpus):
     assert any(e == 0 for e in expected) and any(e > 50 for e in expected)
 
 
+def test_uncompiled_count_matches_brute_force(word_corpus):
+    """The pure-Python byte search (one-off CLI counts) against brute force, uint16 tokens."""
+    from seethrough.index import IndexedCorpus
+
+    corpus, token_docs, _ = word_corpus
+    plain = IndexedCorpus(corpus.corpus, compiled=False)
+    queries = _sample_queries(token_docs, random.Random(2), n=120)
+    assert [plain.count(q) for q in queries] == [brute_count(token_docs, q) for q in queries]
+
+
 def test_count_many_parallel_batch_equals_single(word_corpus):
     corpus, token_docs, _ = word_corpus
     queries = _sample_queries(token_docs, random.Random(1), n=400)  # over the parallel threshold
@@ -211,5 +221,7 @@ def test_uint32_corpus(tmp_path):
     assert max(max(d) for d in token_docs) > 65535
     queries = _sample_queries(token_docs, rng, n=80)
     assert corpus.count_many(queries) == [brute_count(token_docs, q) for q in queries]
+    plain = open_corpus(tmp_path / "c", compiled=False)  # the byte search on 4-byte tokens
+    assert [plain.count(q) for q in queries] == [brute_count(token_docs, q) for q in queries]
     for prompt in ([token_docs[0][0]], token_docs[1][:2]):
         assert corpus.ntd(prompt).counts == _brute_next(token_docs, prompt)[0]

@@ -73,10 +73,10 @@ def _one_query(text: str | None, ids: str | None) -> str | list[int]:
     return _parse_ids(ids) if ids is not None else text  # type: ignore[return-value]
 
 
-def _open(corpus: Path, tokenizer: Path | None = None, token_dtype: str | None = None):
+def _open(corpus: Path, tokenizer: Path | None = None, token_dtype: str | None = None, compiled: bool = True):
     from ..index import open_corpus
 
-    return open_corpus(corpus, tokenizer=tokenizer, token_dtype=token_dtype)
+    return open_corpus(corpus, tokenizer=tokenizer, token_dtype=token_dtype, compiled=compiled)
 
 
 # ---- corpus --------------------------------------------------------------------------------------------
@@ -192,7 +192,8 @@ def count(
     tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Exact occurrences of n-grams (never across documents)."""
-    index = _open(corpus, tokenizer, token_dtype)
+    # one plain count skips the compiled kernels: numba's start-up would cost more than the query
+    index = _open(corpus, tokenizer, token_dtype, compiled=queries is not None or doc_freq)
     if queries is not None:
         if text is not None or ids is not None:
             raise QueryError("give TEXT, --ids or --queries, not several")
@@ -200,7 +201,7 @@ def count(
     else:
         batch = [_one_query(text, ids)]
     encoded = [index.encode(q).tolist() for q in batch]
-    counts = index.count_many(encoded)
+    counts = index.count_many(encoded) if index.compiled else [index.count(encoded[0])]
     freqs = index.doc_freq_many(encoded) if doc_freq else None
     for i, (query, ids_, n) in enumerate(zip(batch, encoded, counts)):
         record: dict[str, Any] = {"count": n, "ids": ids_}

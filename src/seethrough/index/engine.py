@@ -140,10 +140,12 @@ class IndexedCorpus:
     max_query_tokens: int = 100_000
     """Longer queries are refused (a count of them is pointless and their spans cost memory)."""
 
-    def __init__(self, corpus: TokenCorpus, verify_hashes: bool = False) -> None:
+    def __init__(self, corpus: TokenCorpus, verify_hashes: bool = False, compiled: bool = True) -> None:
         self.corpus = corpus
         self._indexes: list[_ShardIndex] | None = None
         self._verify_hashes = verify_hashes
+        self.compiled = compiled
+        """False: single counts use the pure-Python search (no numba start-up; for one-off commands)."""
 
     # ---- corpus facts -------------------------------------------------------------------------
     @property
@@ -295,10 +297,19 @@ class IndexedCorpus:
 
     def _count_ids(self, ids: np.ndarray) -> int:
         """Occurrences of validated ids; the empty sequence counts every token (the empty prompt)."""
-        from .kernels import count_ids
-
         if len(ids) == 0:
             return self.num_tokens
+        if not self.compiled:
+            from .bytesearch import rank_range
+
+            total = 0
+            for ix in self.shard_indexes:
+                query = ids.astype(ix.shard.tokens.dtype.newbyteorder("<")).tobytes()
+                lo, hi = rank_range(ix.shard.tokens.view(np.uint8), ix.table, ix.ratio, query)
+                total += hi - lo
+            return total
+        from .kernels import count_ids
+
         return sum(int(count_ids(ix.shard.tokens, ix.table, ix.ratio, ix.width, ids)) for ix in self.shard_indexes)
 
     def count_many(self, queries: Sequence[Query]) -> list[int]:
@@ -561,13 +572,14 @@ class IndexedCorpus:
 
 
 def open_corpus(path: str | Path, tokenizer: str | Path | None = None, token_dtype: str | None = None,
-                verify: bool = False) -> IndexedCorpus:
+                verify: bool = False, compiled: bool = True) -> IndexedCorpus:
     """Open a corpus folder for queries: a seethrough corpus, or an index written by infini-gram.
 
     ``tokenizer`` overrides the corpus's own copy (it must be the same tokenizer; for infini-gram folders
     it is how text queries get encoded). ``verify`` re-hashes every file instead of trusting unchanged ones.
+    ``compiled=False`` answers single counts without loading the numba kernels (faster for one query).
     """
     corpus = open_token_corpus(path, tokenizer=tokenizer, token_dtype=token_dtype)
     if verify and not corpus.foreign:
         corpus.verify()
-    return IndexedCorpus(corpus, verify_hashes=verify)
+    return IndexedCorpus(corpus, verify_hashes=verify, compiled=compiled)
