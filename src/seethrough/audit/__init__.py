@@ -1,4 +1,5 @@
-"""Audits over a run's data order, its checkpoints and the corpus index."""
+"""Audits over a run's data order, its checkpoints and the corpus index: what was seen when,
+what the model memorized, whether a text was a member."""
 
 from .seen import Seen, seen_before
 

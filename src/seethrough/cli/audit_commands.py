@@ -58,3 +58,100 @@ def memorization(
         console.print(f"table, summary and plot in {out}")
 
 
+
+
+def _texts(path: Path, tokenizer: Any) -> list[str]:
+    """Texts of a JSON-lines file ({"text"} or {"ids"}, decoded)."""
+    return [q if isinstance(q, str) else tokenizer.decode(q) for q in _read_queries(path)]
+
+
+@app.command()
+def membership(
+    target: TargetArg,
+    corpus: CorpusReq,
+    text: Annotated[Optional[str], typer.Argument(help="The text to test.")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", help="A text file to test (its whole content).")] = None,
+    evaluate: Annotated[Optional[tuple[Path, Path]], typer.Option("--evaluate", help="MEMBERS NONMEMBERS: two JSON-lines files; ROC AUC (bootstrap CI) and TPR at 1% / 0.1% FPR per signal.")] = None,
+    reference: Annotated[Optional[Path], typer.Option("--reference", help="A reference model folder (same tokenizer) for the reference-ratio signal.")] = None,
+    reference_set: Annotated[Optional[Path], typer.Option("--reference-set", help="JSON lines of known non-members: each score is also given as a percentile among theirs.")] = None,
+    k: Annotated[float, typer.Option("--k", help="Share of lowest-scoring tokens for Min-K% and Min-K%++.")] = 0.2,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for scores.jsonl, evaluation.json and roc.png (with --evaluate).")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Was this text in the training data? The exact answer from the index, and model-only signals."""
+    from ..audit import membership as mia
+    from ..audit.generation import load_model
+    from ..audit.memorization import resolve_models
+    from ..errors import QueryError
+
+    index = _open(corpus)
+    tok = index.tokenizer
+    if tok is None:
+        raise QueryError(f"{corpus} has no tokenizer; membership needs text")
+    _, models = resolve_models(target, None)
+    model = load_model(models[0][1], threads)
+    bos = model.config.bos_token_id
+    ref_model = load_model(reference, threads) if reference is not None else None
+    names = list(mia.MODEL_SIGNALS) + (["reference"] if ref_model is not None else []) + ["index"]
+
+    def score(texts: list[str]) -> list[dict[str, Any]]:
+        return mia.score_texts(texts, tok, model, bos, index, ref_model, k)
+
+    if evaluate is not None:
+        if text is not None or file is not None:
+            raise QueryError("give TEXT/--file or --evaluate, not both")
+        members, nonmembers = score(_texts(evaluate[0], tok)), score(_texts(evaluate[1], tok))
+        result = mia.evaluate(members, nonmembers, names)
+        if out is not None:
+            _write_membership(out, members, nonmembers, result, names)
+        if as_json:
+            _emit(result)
+            return
+        for name, row in result["signals"].items():
+            lo, hi = row["auc_ci"]
+            console.print(f"{name:>16}: AUC {row['auc']:.3f} [{lo:.3f}, {hi:.3f}]  TPR@1%FPR {row['tpr_at_1pct_fpr']:.3f}"
+                          f"  TPR@0.1%FPR {row['tpr_at_0.1pct_fpr']:.3f}")
+        return
+    if (text is None) == (file is None):
+        raise QueryError("give the text to test, as TEXT or --file (or --evaluate MEMBERS NONMEMBERS)")
+    if file is not None:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as error:
+            raise QueryError(f"cannot read --file {file}: {error.strerror or error}") from None
+    record = score([text])[0]
+    if reference_set is not None:
+        mia.percentiles([record], score(_texts(reference_set, tok)), [n for n in names if n != "index"])
+    if as_json:
+        _emit(record)
+        return
+    verdict = "the whole text is in the corpus" if record["whole_text_count"] else \
+        f"not verbatim in the corpus; longest span {record['longest_span']} of {record['tokens']} tokens"
+    console.print(f"[bold]index[/]: {verdict} ({record['covered']:.0%} of tokens covered by found spans)")
+    for name in names[:-1]:
+        extra = f" (percentile {record['percentile'][name]:.0%})" if "percentile" in record else ""
+        console.print(f"{name:>16}: {record[name]:.4f}{extra}")
+
+
+def _write_membership(out: Path, members: list[dict], nonmembers: list[dict], result: dict, names: list[str]) -> None:
+    import json
+
+    import numpy as np
+
+    from .._files import atomic_write_bytes, atomic_write_json
+    from ..audit.membership import plot_roc, roc_curve
+
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"member": m, **{k: v for k, v in r.items() if k != "spans"}})
+             for m, rows in ((True, members), (False, nonmembers)) for r in rows]
+    atomic_write_bytes(out / "scores.jsonl", ("\n".join(lines) + "\n").encode("utf-8"))
+    atomic_write_json(out / "evaluation.json", result)
+    curves = {}
+    for name in names:
+        a, b = np.array([r[name] for r in members]), np.array([r[name] for r in nonmembers])
+        fpr, tpr = roc_curve(a, b)
+        curves[name] = (fpr, tpr, result["signals"][name]["auc"])
+    tmp = out / ".roc.tmp.png"
+    plot_roc(curves, tmp)
+    tmp.replace(out / "roc.png")

@@ -1,0 +1,188 @@
+"""Membership: the exact answer from the data, and the model-only signals for when data is closed.
+
+Every score is "higher means more likely a member". Per-token log-probabilities come from one
+forward pass over the text, preceded by the model's BOS/end-of-document token when it has one
+(so the first token is scored too, as it was in training after a document boundary).
+
+- ``loss``: mean log p(x_t | x_<t) (Yeom et al. 2018; the negated loss).
+- ``zlib``: that mean divided by the zlib-compressed length of the text in bytes (Carlini et al.
+  2021, as MIMIR computes it).
+- ``min_k``: mean of the lowest k% of token log-probs (Shi et al. 2024, k = 20%).
+- ``min_k_plus_plus``: the same over z_t = (log p(x_t) - mu_t) / sigma_t with mu_t, sigma_t the
+  mean and standard deviation of log p(v) under p(. | x_<t) (Zhang et al. 2024, k = 20%).
+- ``reference``: mean log-prob under the model minus under a reference model (Carlini et al. 2021).
+- ``index``: from the corpus: the longest span of the text found verbatim, as a fraction of the
+  text (1.0 exactly when the whole text occurs): correct by construction when the data is open.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import QueryError
+
+MODEL_SIGNALS = ("loss", "zlib", "min_k", "min_k_plus_plus")
+
+
+@dataclass
+class TokenScores:
+    logprobs: np.ndarray
+    """log p(x_t | x_<t) for each token of the text."""
+    mu: np.ndarray
+    sigma: np.ndarray
+
+
+def token_scores(model: Any, texts_ids: list[list[int]], bos: int | None, batch_size: int = 32) -> list[TokenScores]:
+    """One forward pass per text (batched by equal length, so no padding changes a score)."""
+    import torch
+
+    out: list[TokenScores | None] = [None] * len(texts_ids)
+    by_length: dict[int, list[int]] = {}
+    for i, ids in enumerate(texts_ids):
+        if not ids:
+            raise QueryError(f"text {i} is empty (no tokens); membership needs at least one token")
+        by_length.setdefault(len(ids), []).append(i)
+    with torch.inference_mode():
+        for indexes in by_length.values():
+            for start in range(0, len(indexes), batch_size):
+                chosen = indexes[start:start + batch_size]
+                rows = [([bos] if bos is not None else []) + texts_ids[i] for i in chosen]
+                ids = torch.tensor(rows, dtype=torch.long)
+                if ids.shape[1] < 2:
+                    raise QueryError("a one-token text cannot be scored by a model without a BOS token")
+                # logits at position j predict token j + 1: with a BOS every token of the text is scored
+                pred = torch.log_softmax(model(input_ids=ids).logits.float(), dim=-1)[:, :-1, :]
+                target = ids[:, 1:]
+                token_lp = pred.gather(2, target.unsqueeze(-1)).squeeze(-1)
+                probs = pred.exp()
+                mu = (probs * pred).sum(-1)
+                sigma = ((probs * pred * pred).sum(-1) - mu * mu).clamp_min(1e-12).sqrt()
+                for row, i in enumerate(chosen):
+                    out[i] = TokenScores(token_lp[row].numpy(), mu[row].numpy(), sigma[row].numpy())
+    return out  # type: ignore[return-value]
+
+
+def _lowest_mean(values: np.ndarray, k: float) -> float:
+    n = max(1, int(math.ceil(len(values) * k)))
+    return float(np.sort(values)[:n].mean())
+
+
+def model_signals(scores: TokenScores, text: str, k: float = 0.2) -> dict[str, float]:
+    lp = scores.logprobs
+    mean = float(lp.mean())
+    z = (lp - scores.mu) / scores.sigma
+    return {"loss": mean, "zlib": mean / len(zlib.compress(text.encode("utf-8"))),
+            "min_k": _lowest_mean(lp, k), "min_k_plus_plus": _lowest_mean(z, k)}
+
+
+def index_signal(index: Any, ids: list[int]) -> dict[str, Any]:
+    """The exact answer: maximal spans found in the corpus, coverage, and the longest span's share."""
+    spans = index.maximal_spans(ids)
+    covered = np.zeros(len(ids), dtype=bool)
+    for s in spans:
+        covered[s.start:s.end] = True
+    longest = max((s.end - s.start for s in spans), default=0)
+    return {"index": longest / len(ids), "covered": float(covered.mean()), "longest_span": longest,
+            "whole_text_count": next((s.count for s in spans if s.start == 0 and s.end == len(ids)), 0),
+            "spans": [s.to_dict() for s in spans]}
+
+
+# ---- evaluation: ROC AUC, TPR at low FPR, bootstrap intervals -----------------------------------
+
+def roc_auc(members: np.ndarray, nonmembers: np.ndarray) -> float:
+    """P(score of a member > score of a non-member), ties counting one half (Mann-Whitney U / (m n))."""
+    scores = np.concatenate([members, nonmembers])
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    last = np.cumsum(counts)
+    ranks = ((last - counts + 1 + last) / 2)[inverse]  # 1-based ranks, averaged over ties
+    m, n = len(members), len(nonmembers)
+    return float((ranks[:m].sum() - m * (m + 1) / 2) / (m * n))
+
+
+def tpr_at_fpr(members: np.ndarray, nonmembers: np.ndarray, fpr: float) -> float:
+    """Share of members scoring above the threshold that at most ``fpr`` of non-members exceed."""
+    ranked = np.sort(nonmembers)[::-1]
+    allowed = int(math.floor(fpr * len(nonmembers)))  # non-members that may lie above the threshold
+    threshold = ranked[allowed] if allowed < len(ranked) else -np.inf
+    return float((members > threshold).mean())
+
+
+def evaluate_signal(members: np.ndarray, nonmembers: np.ndarray, rounds: int = 1000, seed: int = 0) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    aucs = []
+    for _ in range(rounds):
+        a = members[rng.integers(0, len(members), len(members))]
+        b = nonmembers[rng.integers(0, len(nonmembers), len(nonmembers))]
+        aucs.append(roc_auc(a, b))
+    lo, hi = np.percentile(aucs, [2.5, 97.5])
+    return {"auc": roc_auc(members, nonmembers), "auc_ci": [float(lo), float(hi)],
+            "tpr_at_1pct_fpr": tpr_at_fpr(members, nonmembers, 0.01),
+            "tpr_at_0.1pct_fpr": tpr_at_fpr(members, nonmembers, 0.001),
+            "members": len(members), "nonmembers": len(nonmembers)}
+
+
+def roc_curve(members: np.ndarray, nonmembers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    thresholds = np.unique(np.concatenate([members, nonmembers]))[::-1]
+    fpr = np.array([0.0] + [(nonmembers >= t).mean() for t in thresholds])
+    tpr = np.array([0.0] + [(members >= t).mean() for t in thresholds])
+    return fpr, tpr
+
+
+def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Any) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, (fpr, tpr, auc) in curves.items():
+        ax.plot(np.maximum(fpr, 1e-4), tpr, label=f"{name} (AUC {auc:.3f})")
+    ax.plot([1e-4, 1], [1e-4, 1], color="grey", linestyle=":", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("false positive rate (log)")
+    ax.set_ylabel("true positive rate")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def score_texts(texts: list[str], tokenizer: Any, model: Any, bos: int | None, index: Any = None,
+                reference: Any = None, k: float = 0.2) -> list[dict[str, Any]]:
+    """Every signal for every text (``index`` and ``reference`` when given)."""
+    ids = tokenizer.encode_batch(texts)
+    target = token_scores(model, ids, bos)
+    ref = token_scores(reference, ids, bos) if reference is not None else None
+    out = []
+    for i, text in enumerate(texts):
+        record: dict[str, Any] = {"text": text, "tokens": len(ids[i]), **model_signals(target[i], text, k)}
+        if ref is not None:
+            record["reference"] = record["loss"] - float(ref[i].logprobs.mean())
+        if index is not None:
+            record.update(index_signal(index, ids[i]))
+        out.append(record)
+    return out
+
+
+def percentiles(records: list[dict[str, Any]], reference_set: list[dict[str, Any]], names: list[str]) -> None:
+    """``percentile.NAME``: share of the reference (non-member) texts scoring below each record."""
+    for name in names:
+        pool = np.sort(np.array([r[name] for r in reference_set]))
+        for r in records:
+            r.setdefault("percentile", {})[name] = float(np.searchsorted(pool, r[name], side="left") / len(pool))
+
+
+def evaluate(members: list[dict[str, Any]], nonmembers: list[dict[str, Any]], names: list[str],
+             seed: int = 0) -> dict[str, Any]:
+    if not members or not nonmembers:
+        raise QueryError("--evaluate needs at least one member and one non-member text")
+    return {"signals": {name: evaluate_signal(np.array([r[name] for r in members]),
+                                              np.array([r[name] for r in nonmembers]), seed=seed)
+                        for name in names}}
+
