@@ -155,3 +155,83 @@ def _write_membership(out: Path, members: list[dict], nonmembers: list[dict], re
     tmp = out / ".roc.tmp.png"
     plot_roc(curves, tmp)
     tmp.replace(out / "roc.png")
+
+
+@app.command()
+def trace(
+    target: TargetArg,
+    corpus: CorpusReq,
+    prompt: Annotated[Optional[str], typer.Option("--prompt", help="Generate a continuation of this prompt with the model (greedy), and trace it.")] = None,
+    text: Annotated[Optional[str], typer.Option("--text", help="Trace this text instead of generating one.")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", help="Trace the content of this file.")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Tokens to generate with --prompt.")] = 64,
+    min_length: Annotated[int, typer.Option("--min-length", help="Shortest span kept (tokens).")] = 4,
+    span_density: Annotated[float, typer.Option("--span-density", help="Spans kept per token of the text, rarest first (OLMoTrace: 0.05).")] = 0.05,
+    docs_per_span: Annotated[int, typer.Option("--docs-per-span", help="Documents listed per span, ranked by BM25 against the text.")] = 10,
+    context: Annotated[int, typer.Option("--context", help="Tokens of context around a span in a document.")] = 30,
+    novelty_max_n: Annotated[int, typer.Option("--novelty-max-n", help="Largest n of the novelty curve.")] = 16,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for generation.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find which spans of a (generated) text occur in the training data, and where; its novelty."""
+    from ..audit.trace import TraceSettings, trace as trace_text
+    from ..errors import QueryError
+
+    index = _open(corpus)
+    tok = index.tokenizer
+    if tok is None:
+        raise QueryError(f"{corpus} has no tokenizer; tracing needs text")
+    if sum(x is not None for x in (prompt, text, file)) != 1:
+        raise QueryError("give exactly one of --prompt, --text or --file")
+    extra: dict[str, Any] = {}
+    if prompt is not None:
+        from ..audit.generation import greedy_continuations, load_model
+        from ..audit.memorization import resolve_models
+
+        _, models = resolve_models(target, None)
+        model = load_model(models[0][1], threads)
+        prompt_ids = tok.encode(prompt)
+        bos = model.config.bos_token_id
+        ids = greedy_continuations(model, [([bos] if bos is not None else []) + prompt_ids], max_new_tokens)[0]
+        eos = model.config.eos_token_id
+        if eos in ids:
+            ids = ids[:ids.index(eos)]  # the response ends at the end-of-document token
+        if not ids:
+            raise QueryError("the model ended its response at once (end-of-document token); try another --prompt")
+        extra = {"prompt": prompt, "generated_ids": ids}
+    else:
+        if file is not None:
+            try:
+                text = file.read_text(encoding="utf-8")
+            except OSError as error:
+                raise QueryError(f"cannot read --file {file}: {error.strerror or error}") from None
+        ids = index.encode(text).tolist()
+    settings = TraceSettings(min_length, span_density, docs_per_span, context, novelty_max_n)
+    result = {"text": tok.decode(ids), **extra, **trace_text(index, ids, settings)}
+    if as_json:
+        _emit(result)
+        return
+    console.print(_highlighted(tok, ids, result["merged"]))
+    found = result["novelty"]["found_share_by_n"]
+    console.print(f"longest copied span: {result['novelty']['longest_copied_span']} tokens; n-grams found in the data: "
+                  + ", ".join(f"n={n}: {v:.0%}" for n, v in found.items() if int(n) in (1, 2, 4, 8, 16)))
+    for span in result["spans"]:
+        console.print(f"[bold]{span['start']}:{span['end']}[/] x{span['count']} {span['text']!r}")
+        for d in span["documents"][:3]:
+            console.print(f"    doc {d['doc']} @{d['position']} (bm25 {d['bm25']:.2f}): {d['snippet']!r}")
+
+
+def _highlighted(tok: Any, ids: list[int], merged: list[dict[str, Any]]) -> str:
+    """The text with copied pieces in reverse video (rich markup)."""
+    from rich.markup import escape
+
+    cuts, pieces, at = [(m["start"], m["end"]) for m in merged], [], 0
+    for start, end in cuts:
+        pieces += [(ids[at:start], False), (ids[start:end], True)]
+        at = end
+    pieces.append((ids[at:], False))
+    pieces = [(p, copied) for p, copied in pieces if p]
+    # word-level decoders drop the space between separately decoded pieces; byte-level ones keep it
+    glue = "" if len(pieces) < 2 or tok.decode(pieces[0][0] + pieces[1][0]) == \
+        tok.decode(pieces[0][0]) + tok.decode(pieces[1][0]) else " "
+    return glue.join(f"[reverse]{escape(tok.decode(p))}[/]" if copied else escape(tok.decode(p)) for p, copied in pieces)

@@ -1,0 +1,124 @@
+"""Tracing a text back to the training documents (in the manner of OLMoTrace), and its novelty.
+
+1. Maximal spans: for each start, the longest span of the text found verbatim in the corpus,
+   kept when it reaches past every earlier span (the index's ``maximal_spans``).
+2. Keep the long and rare ones: spans of at least ``min_length`` tokens, ranked by their unigram
+   probability (the product of each token's corpus frequency; lower = rarer); keep the
+   ``ceil(span_density * text_tokens)`` rarest (OLMoTrace's span-density budget).
+3. For each kept span, at most ``docs_per_span`` occurrences (corpus order) with context, ranked by
+   BM25 of their context against the whole text (a relevance order among the retrieved snippets).
+4. Overlapping kept spans are merged for display (``merged``), each merged piece listing its spans.
+
+Novelty: the share of the text's n-grams (n = 1..max_n) found in the corpus, computed exactly from
+the longest match at each start (an n-gram at i occurs iff that match is at least n long).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import QueryError
+
+
+@dataclass
+class TraceSettings:
+    min_length: int = 4
+    """Shortest span kept (tokens)."""
+    span_density: float = 0.05
+    """Spans kept per token of the text (at least one)."""
+    docs_per_span: int = 10
+    """Documents listed per span."""
+    context: int = 30
+    """Tokens of context on each side of a span in a document."""
+    novelty_max_n: int = 16
+    """Largest n of the novelty curve."""
+
+
+@dataclass
+class TracedSpan:
+    start: int
+    end: int
+    text: str | None
+    count: int
+    unigram_logprob: float
+    documents: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def bm25_scores(query: list[int], documents: list[list[int]], k1: float = 1.2, b: float = 0.75) -> list[float]:
+    """Okapi BM25 of each document for the query, with IDF over these documents only."""
+    if not documents:
+        return []
+    n = len(documents)
+    avg = sum(len(d) for d in documents) / n or 1.0
+    df = Counter(t for d in documents for t in set(d))
+    terms = Counter(query)
+    scores = []
+    for d in documents:
+        tf = Counter(d)
+        total = 0.0
+        for t, q in terms.items():
+            if t not in tf:
+                continue
+            idf = math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5))
+            total += q * idf * tf[t] * (k1 + 1) / (tf[t] + k1 * (1 - b + b * len(d) / avg))
+        scores.append(total)
+    return scores
+
+
+def novelty(lengths: list[int], max_n: int) -> dict[str, Any]:
+    """Share of n-grams found in the corpus for n = 1..max_n, and the longest copied span."""
+    arr = np.asarray(lengths, dtype=np.int64)
+    curve = {}
+    for n in range(1, max_n + 1):
+        starts = len(arr) - n + 1
+        if starts <= 0:
+            break
+        curve[str(n)] = float((arr[:starts] >= n).mean())
+    return {"found_share_by_n": curve, "longest_copied_span": int(arr.max()) if len(arr) else 0,
+            "novel_share_by_n": {n: 1 - v for n, v in curve.items()}}
+
+
+def trace(index: Any, ids: list[int], settings: TraceSettings | None = None) -> dict[str, Any]:
+    """Spans of ``ids`` found in the corpus, their documents, and the novelty curve."""
+    settings = settings or TraceSettings()
+    if not ids:
+        raise QueryError("nothing to trace: the text encodes to no tokens")
+    lengths, _ = index.longest_matches(ids)
+    spans = [s for s in index.maximal_spans(ids, min_length=settings.min_length)]
+    unigram = _unigram_logprobs(index, ids)
+    traced = [TracedSpan(s.start, s.end, s.text, s.count, float(unigram[s.start:s.end].sum())) for s in spans]
+    budget = max(1, math.ceil(settings.span_density * len(ids)))
+    traced = sorted(sorted(traced, key=lambda s: s.unigram_logprob)[:budget], key=lambda s: s.start)
+    for span in traced:
+        found = index.find(ids[span.start:span.end], limit=settings.docs_per_span, context=settings.context)
+        snippets = [m.snippet_ids for m in found.matches]
+        relevance = bm25_scores(list(ids), snippets)
+        docs = [{"doc": m.doc, "position": m.position, "snippet": m.snippet, "metadata": m.metadata, "bm25": r}
+                for m, r in zip(found.matches, relevance)]
+        span.documents = sorted(docs, key=lambda d: (-d["bm25"], d["doc"], d["position"]))
+    return {"tokens": len(ids), "spans": [s.to_dict() for s in traced], "merged": _merge(traced),
+            "novelty": novelty(list(lengths), settings.novelty_max_n)}
+
+
+def _unigram_logprobs(index: Any, ids: list[int]) -> np.ndarray:
+    counts = np.array(index.count_many([[t] for t in ids]), dtype=np.float64)
+    return np.log(np.maximum(counts, 0.5) / max(1, index.num_tokens))
+
+
+def _merge(spans: list[TracedSpan]) -> list[dict[str, Any]]:
+    merged: list[dict[str, Any]] = []
+    for i, s in enumerate(spans):  # spans arrive sorted by start
+        if merged and s.start < merged[-1]["end"]:
+            merged[-1]["end"] = max(merged[-1]["end"], s.end)
+            merged[-1]["spans"].append(i)
+        else:
+            merged.append({"start": s.start, "end": s.end, "spans": [i]})
+    return merged
