@@ -6,6 +6,7 @@ of decoding each prompt alone (no pad tokens, no attention-mask or position-id d
 
 from __future__ import annotations
 
+import inspect
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,6 @@ def greedy_continuations(model: Any, prompts: list[list[int]], new_tokens: int, 
 
 def _cache_argument(model: Any) -> str:
     """transformers 5 calls the KV cache ``cache``; earlier versions ``past_key_values``."""
-    import inspect
-
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
@@ -57,9 +56,11 @@ def _greedy(model: Any, ids: Any, new_tokens: int) -> Any:
 
     result = torch.empty((ids.shape[0], new_tokens), dtype=torch.long)
     name = _cache_argument(model)
+    # only the last position's logits are needed: the prompt's would cost prompt_len x the LM head
+    keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
     step_input, cache = ids, None
     for k in range(new_tokens):
-        output = model(input_ids=step_input, use_cache=True, **{name: cache})
+        output = model(input_ids=step_input, use_cache=True, **{name: cache}, **keep)
         cache = getattr(output, name)
         step_input = output.logits[:, -1, :].argmax(dim=-1, keepdim=True)
         result[:, k] = step_input[:, 0]

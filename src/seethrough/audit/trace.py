@@ -2,7 +2,8 @@
 
 1. Maximal spans: for each start, the longest span of the text found verbatim in the corpus,
    kept when it reaches past every earlier span (the index's ``maximal_spans``).
-2. Keep the long and rare ones: spans of at least ``min_length`` tokens, ranked by their unigram
+2. Keep the long and rare ones: spans of at least ``min_length`` tokens (and at most ``max_count``
+   occurrences when set), ranked by their unigram
    probability (the product of each token's corpus frequency; lower = rarer); keep the
    ``ceil(span_density * text_tokens)`` rarest (OLMoTrace's span-density budget).
 3. For each kept span, at most ``docs_per_span`` occurrences (corpus order) with context, ranked by
@@ -37,6 +38,8 @@ class TraceSettings:
     """Tokens of context on each side of a span in a document."""
     novelty_max_n: int = 16
     """Largest n of the novelty curve."""
+    max_count: int | None = None
+    """Drop spans found more than this many times (infini-gram ``attribute``'s ``max_cnt``; None: keep all)."""
 
 
 @dataclass
@@ -92,7 +95,8 @@ def trace(index: Any, ids: list[int], settings: TraceSettings | None = None) -> 
     if not ids:
         raise QueryError("nothing to trace: the text encodes to no tokens")
     lengths, _ = index.longest_matches(ids)
-    spans = [s for s in index.maximal_spans(ids, min_length=settings.min_length)]
+    spans = [s for s in index.maximal_spans(ids, min_length=settings.min_length)
+             if settings.max_count is None or s.count <= settings.max_count]
     unigram = _unigram_logprobs(index, ids)
     traced = [TracedSpan(s.start, s.end, s.text, s.count, float(unigram[s.start:s.end].sum())) for s in spans]
     budget = max(1, math.ceil(settings.span_density * len(ids)))

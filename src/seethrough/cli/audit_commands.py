@@ -170,6 +170,7 @@ def trace(
     docs_per_span: Annotated[int, typer.Option("--docs-per-span", help="Documents listed per span, ranked by BM25 against the text.")] = 10,
     context: Annotated[int, typer.Option("--context", help="Tokens of context around a span in a document.")] = 30,
     novelty_max_n: Annotated[int, typer.Option("--novelty-max-n", help="Largest n of the novelty curve.")] = 16,
+    max_count: Annotated[Optional[int], typer.Option("--max-count", help="Drop spans found more than this many times (infini-gram attribute's max_cnt).")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for generation.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -206,7 +207,7 @@ def trace(
             except OSError as error:
                 raise QueryError(f"cannot read --file {file}: {error.strerror or error}") from None
         ids = index.encode(text).tolist()
-    settings = TraceSettings(min_length, span_density, docs_per_span, context, novelty_max_n)
+    settings = TraceSettings(min_length, span_density, docs_per_span, context, novelty_max_n, max_count)
     result = {"text": tok.decode(ids), **extra, **trace_text(index, ids, settings)}
     if as_json:
         _emit(result)
