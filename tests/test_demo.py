@@ -79,7 +79,13 @@ def test_demo_ci_preset(tmp_path):
     assert summary["training"]["last_loss"] < summary["training"]["first_loss"] - 3
     assert mem["0"]["extracted"] == 0 and mem["1"]["extracted"] == 0
     assert mem["64"]["extracted"] > mem["8"]["extracted"]  # memorization rises with duplication
-    for name in ("summary.json", "summary.txt", "world/truth.json", "run/run.json"):
+    assert summary["memorization"]["duplicates_match_truth"]
+    mia = summary["membership"]
+    assert mia["all_members"]["index"]["auc"] == 1.0 and mia["by_copies"]["1"]["index"]["auc"] == 1.0
+    assert mia["by_copies"]["64"]["loss"]["auc"] >= mia["by_copies"]["1"]["loss"]["auc"]
+    assert summary["trace"]["documents_are_the_canary_copies"]
+    for name in ("summary.json", "summary.txt", "world/truth.json", "run/run.json", "membership/roc.png",
+                 "memorization/memorization.parquet", "memorization/extraction_by_duplication.png"):
         assert (tmp_path / "demo" / name).exists()
 
 
@@ -95,3 +101,5 @@ def test_demo_default_preset_meets_the_memorization_targets(tmp_path):
     assert mem["0"]["extracted"] == 0
     assert mem["1"]["extracted"] < 0.05
     assert summary["training"]["parameters"] < 1.2e6 and summary["training"]["epochs"] == 2
+    assert summary["membership"]["all_members"]["index"]["auc"] == 1.0  # the exact answer
+    assert 0.5 < summary["membership"]["by_copies"]["1"]["loss"]["auc"] < 1.0  # one copy: a weak signal

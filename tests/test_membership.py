@@ -70,6 +70,26 @@ def test_token_scores_against_one_prefix_at_a_time():
                 assert scores.sigma[t] == pytest.approx(float((p * (logp - mu) ** 2).sum().sqrt()), abs=1e-4)
 
 
+def test_reference_signal_is_the_difference_of_mean_logprobs():
+    from seethrough.audit.membership import score_texts
+    from seethrough.corpus.tokenizer import LoadedTokenizer  # noqa: F401  (the interface used below)
+    from seethrough.train.model import build_model
+
+    class Ids:  # a tokenizer whose "text" is space-separated ids
+        def encode_batch(self, texts):
+            return [[int(x) for x in t.split()] for t in texts]
+
+    model = build_model("tiny", 61, 64, 0, seed=5).eval()
+    other = build_model("tiny", 61, 64, 0, seed=6).eval()
+    texts = ["5 9 13 2", "7 7 7 7 7 7"]
+    same = score_texts(texts, Ids(), model, 0, reference=model)
+    assert all(r["reference"] == 0.0 for r in same)
+    diff = score_texts(texts, Ids(), model, 0, reference=other)
+    theirs = score_texts(texts, Ids(), other, 0)
+    for d, t in zip(diff, theirs):
+        assert d["reference"] == pytest.approx(d["loss"] - t["loss"])
+
+
 def test_index_signal_is_exact(word_corpus):
     corpus, token_docs, docs = word_corpus
     inside = token_docs[4][:6]

@@ -48,6 +48,10 @@ def test_wilson_interval_and_buckets_by_hand():
     assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
     lo, hi = wilson_interval(0, 10)
     assert lo == 0 and hi == pytest.approx(0.2775, abs=1e-4)
+    for n in (3, 16, 64, 1000):  # the point estimate lies inside its interval, at both ends too
+        for k in (0, 1, n - 1, n):
+            lo, hi = wilson_interval(k, n)
+            assert 0 <= lo <= k / n <= hi <= 1
     assert [duplication_bucket(c) for c in (0, 1, 2, 3, 4, 7, 8, 100)] == [0, 1, 2, 2, 4, 4, 8, 64]
 
 
@@ -122,3 +126,22 @@ def test_cli_memorization_sequences_json(world_corpus, tmp_path):
         assert x["duplicates"] == sum(d["text"].count(text) for d in docs)
     for name in ("memorization.parquet", "memorization.csv", "summary.json", "extraction_by_duplication.png"):
         assert (tmp_path / "mem" / name).exists()
+
+
+def test_a_plain_model_folder_samples_the_corpus(world_corpus, tmp_path):
+    """MODEL instead of RUN: sequences come from random corpus positions, recorded in the results."""
+    from seethrough import open_corpus
+    from seethrough.audit.memorization import evaluate_memorization
+    from seethrough.train import train
+
+    root, corpus, _, _ = world_corpus
+    train(root / "corpus", tmp_path / "run", {"model_size": "tiny", "seq_len": 16, "batch_size": 8, "steps": 1,
+                                              "threads": 1})
+    index = open_corpus(root / "corpus")
+    results = evaluate_memorization(tmp_path / "run/checkpoints/step-1", index, sample=6, prompt_len=4, cont_len=4)
+    (label, items), = results.items()
+    assert label == "step-1" and len(items) == 6
+    for r in items:
+        doc, at = r.source["doc"], r.source["doc_position"]
+        assert r.prompt_ids + r.true_ids == corpus.document_tokens(doc)[at:at + 8].tolist()
+        assert r.duplicates >= 1  # drawn from the corpus, so found in it

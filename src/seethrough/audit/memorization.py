@@ -134,7 +134,8 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # clamped around p: rounding would otherwise put the bound of 0/n a hair above 0
+    return (min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)))
 
 
 def duplication_bucket(count: int) -> int:

@@ -90,7 +90,10 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: i
     from ..audit.generation import load_model
 
     model = load_model(run.checkpoint(), threads=threads)
-    extraction = timed("extraction", "extracting canaries", lambda: _extraction(model, corpus, truth))
+    extraction = timed("memorization", "extracting canaries",
+                       lambda: _extraction(model, corpus, truth, out / "memorization"))
+    membership = timed("membership", "membership signals", lambda: _membership(model, corpus, truth, out / "membership"))
+    traced = timed("trace", "tracing a generated canary", lambda: _trace_example(model, corpus, truth))
     facts = timed("facts", "asking facts", lambda: _facts(model, corpus, world.eval_items))
     seen = _seen_example(run, truth)
 
@@ -108,6 +111,8 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: i
                      "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
                      "checkpoints": run.checkpoints, "replay": replay},
         "memorization": extraction,
+        "membership": membership,
+        "trace": traced,
         "facts": facts,
         "seen": seen,
         "seconds": seconds,
@@ -149,23 +154,86 @@ def _replay_check(run: Any) -> dict[str, Any]:
     return {"steps": chosen, "match": all(run.batch(s).sha256 == logged[s] for s in chosen)}
 
 
-def _extraction(model: Any, corpus: Any, truth: dict[str, Any]) -> dict[str, Any]:
-    """Greedy continuation of each canary's prompt: exact (all tokens) and Pythia's per-token score."""
-    from ..audit.generation import greedy_continuations
+def _extraction(model: Any, corpus: Any, truth: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Greedy continuation of each canary's prompt (after the end-of-document token that precedes
+    every document in training): Pythia's score and exact extraction, by copies in the corpus."""
+    from ..audit.memorization import Sequence, add_duplicates, measure, summarize, write_report
 
     canaries = truth["canaries"] + truth["heldout_canaries"]
     tok = corpus.tokenizer
-    prompts = tok.encode_batch([c["prompt"] for c in canaries])
-    targets = tok.encode_batch([c["continuation"] for c in canaries])
     eod = tok.tokenizer.token_to_id("<|endoftext|>")
-    generated = greedy_continuations(model, [[eod, *p] for p in prompts], len(targets[0]))
-    by_copies: dict[int, list[tuple[bool, float]]] = {}
-    for canary, target, got in zip(canaries, targets, generated):
-        matches = [a == b for a, b in zip(target, got)]
-        by_copies.setdefault(canary["copies"], []).append((all(matches), sum(matches) / len(matches)))
-    table = {str(k): {"n": len(v), "extracted": round(sum(e for e, _ in v) / len(v), 4),
-                      "score": round(sum(s for _, s in v) / len(v), 4)} for k, v in sorted(by_copies.items())}
-    return {"prompt_tokens": len(prompts[0]), "continuation_tokens": len(targets[0]), "by_copies": table}
+    texts = tok.encode_batch([c["text"] for c in canaries])
+    prompt_len = truth["prompt_words"] + 1
+    sequences = [Sequence([eod, *ids], {"canary": c["id"], "copies": c["copies"]}) for c, ids in zip(canaries, texts)]
+    results = measure(model, sequences, prompt_len, truth["continuation_words"])
+    add_duplicates(results, corpus, eod)
+    write_report({"final": results}, out)
+    curve = summarize(results, "duplicates")
+    return {"prompt_tokens": prompt_len, "continuation_tokens": truth["continuation_words"],
+            "duplicates_match_truth": all(r.duplicates == r.source["copies"] for r in results),
+            "by_copies": {str(row["duplicates"]): {"n": row["n"], "extracted": round(row["extracted"], 4),
+                                                   "extracted_ci": [round(x, 4) for x in row["extracted_ci"]],
+                                                   "score": round(row["score"], 4)} for row in curve},
+            "files": str(out)}
+
+
+def _membership(model: Any, corpus: Any, truth: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Model-only signals and the index's exact answer, member canaries (by copies) vs held-out ones."""
+    import numpy as np
+
+    from ..audit.membership import MODEL_SIGNALS, evaluate_signal, plot_roc, roc_curve, score_texts
+
+    tok = corpus.tokenizer
+    eod = tok.tokenizer.token_to_id("<|endoftext|>")
+    members = score_texts([c["text"] for c in truth["canaries"]], tok, model, eod, corpus)
+    heldout = score_texts([c["text"] for c in truth["heldout_canaries"]], tok, model, eod, corpus)
+    names = [*MODEL_SIGNALS, "index"]
+    negatives = {n: np.array([r[n] for r in heldout]) for n in names}
+
+    def table(chosen: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
+        rows = {}
+        for n in names:
+            row = evaluate_signal(np.array([r[n] for r in chosen]), negatives[n], rounds=rounds)
+            rows[n] = {"auc": round(row["auc"], 4), "auc_ci": [round(x, 4) for x in row["auc_ci"]],
+                       "tpr_at_1pct_fpr": round(row["tpr_at_1pct_fpr"], 4)}
+        return rows
+
+    by_copies = {}
+    for copies in truth["duplication"]:
+        chosen = [r for r, c in zip(members, truth["canaries"]) if c["copies"] == copies]
+        by_copies[str(copies)] = table(chosen, 300)
+    out.mkdir(parents=True, exist_ok=True)
+    curves = {}
+    for n in names:
+        a = np.array([r[n] for r in members])
+        fpr, tpr = roc_curve(a, negatives[n])
+        curves[n] = (fpr, tpr, evaluate_signal(a, negatives[n], rounds=1)["auc"])
+    plot_roc(curves, out / "roc.png")
+    return {"members": len(members), "nonmembers": len(heldout), "all_members": table(members, 1000),
+            "by_copies": by_copies, "files": str(out)}
+
+
+def _trace_example(model: Any, corpus: Any, truth: dict[str, Any]) -> dict[str, Any]:
+    """Generate from a 64-copy canary's prompt and trace the output back to the corpus."""
+    from ..audit.generation import greedy_continuations
+    from ..audit.trace import TraceSettings, trace
+
+    tok = corpus.tokenizer
+    eod = tok.tokenizer.token_to_id("<|endoftext|>")
+    canary = max(truth["canaries"], key=lambda c: (c["copies"], -c["id"]))
+    generated = greedy_continuations(model, [[eod, *tok.encode(canary["prompt"])]], 2 * truth["continuation_words"])[0]
+    if eod in generated:
+        generated = generated[:generated.index(eod)]
+    if not generated:
+        return {"canary": canary["id"], "generated": "", "spans": [], "documents_are_the_canary_copies": False}
+    result = trace(corpus, generated, TraceSettings(min_length=4, span_density=0.2))
+    longest = max(result["spans"], key=lambda s: s["end"] - s["start"], default=None)
+    docs = sorted(d["doc"] for d in longest["documents"]) if longest else []
+    return {"canary": canary["id"], "copies": canary["copies"], "prompt": canary["prompt"],
+            "generated": tok.decode(generated), "reproduced": tok.decode(generated).startswith(canary["continuation"]),
+            "longest_span": {k: longest[k] for k in ("start", "end", "count", "text")} if longest else None,
+            "documents": docs, "documents_are_the_canary_copies": bool(docs) and set(docs) <= set(canary["documents"]),
+            "novelty": result["novelty"]["found_share_by_n"]}
 
 
 def _facts(model: Any, corpus: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -216,7 +284,22 @@ def _readable(s: dict[str, Any]) -> str:
     ]
     for copies, row in mem["by_copies"].items():
         label = "held-out" if copies == "0" else f"{copies:>3} copies"
-        lines.append(f"  {label:>10}: extracted {row['extracted']:6.1%}  score {row['score']:.3f}  (n={row['n']})")
+        lo, hi = row["extracted_ci"]
+        lines.append(f"  {label:>10}: extracted {row['extracted']:6.1%} [{lo:.0%}, {hi:.0%}]  score {row['score']:.3f}"
+                     f"  (n={row['n']})")
+    mia = s["membership"]
+    lines.append(f"membership, member canaries vs {mia['nonmembers']} held-out ones: ROC AUC [95% bootstrap CI]")
+    signals = list(mia["all_members"])
+    lines.append(f"  {'copies':>10}  " + "  ".join(f"{n:>20}" for n in signals))
+    for copies, rows in [*mia["by_copies"].items(), ("all", mia["all_members"])]:
+        lines.append(f"  {copies:>10}  " + "  ".join(
+            f"{rows[n]['auc']:.3f} [{rows[n]['auc_ci'][0]:.2f},{rows[n]['auc_ci'][1]:.2f}]".rjust(20) for n in signals))
+    tr = s["trace"]
+    if tr.get("longest_span"):
+        lines.append(f"trace: canary {tr['canary']} ({tr['copies']} copies), prompt -> {tr['generated']!r}; longest span "
+                     f"{tr['longest_span']['end'] - tr['longest_span']['start']} tokens found {tr['longest_span']['count']}x"
+                     f" in documents {tr['documents'][:5]}{'...' if len(tr['documents']) > 5 else ''}; all of them copies "
+                     f"of the canary: {tr['documents_are_the_canary_copies']}")
     for task, groups in s["facts"].items():
         lines.append(f"{task} accuracy by exposures (0 = held-out): "
                      + ", ".join(f"{k}: {v:.0%}" for k, v in groups.items()))
