@@ -145,3 +145,26 @@ def test_a_plain_model_folder_samples_the_corpus(world_corpus, tmp_path):
         doc, at = r.source["doc"], r.source["doc_position"]
         assert r.prompt_ids + r.true_ids == corpus.document_tokens(doc)[at:at + 8].tolist()
         assert r.duplicates >= 1  # drawn from the corpus, so found in it
+
+
+def test_checkpoints_are_compared_on_the_same_sequences(world_corpus, tmp_path):
+    from seethrough import open_corpus
+    from seethrough.audit.memorization import evaluate_memorization
+    from seethrough.audit.seen import seen_before
+    from seethrough.train import open_run, train
+
+    root, _, _, _ = world_corpus
+    train(root / "corpus", tmp_path / "run", {"model_size": "tiny", "seq_len": 16, "batch_size": 8, "steps": 4,
+                                              "threads": 1})
+    results = evaluate_memorization(tmp_path / "run", open_corpus(root / "corpus"), sample=10, prompt_len=4,
+                                    cont_len=4, checkpoints="all")
+    assert list(results) == ["step-0", "step-1", "step-2", "step-4"]
+    ids = [[r.prompt_ids + r.true_ids for r in items] for items in results.values()]
+    assert all(x == ids[0] for x in ids)
+    run = open_run(tmp_path / "run")
+    for label, items in results.items():
+        step = int(label.split("-")[1])
+        for r in items:
+            if "times_seen" in r.source:
+                assert r.source["times_seen"] == seen_before(run, r.prompt_ids + r.true_ids, step).count
+                assert step > 0 or r.source["times_seen"] == 0

@@ -220,20 +220,23 @@ def evaluate_memorization(target: Any, corpus: Any, sequences: list[Sequence] | 
                           prompt_len: int = 32, cont_len: int = 32, checkpoints: str | None = None,
                           batch_size: int = 128, seed: int = 0, threads: int | None = None
                           ) -> dict[str, list[MemorizationResult]]:
-    """Results per model/checkpoint label. Without ``sequences``: a sample of what the model saw
-    (a run's data order, before each checkpoint) or, for a plain model, of the corpus."""
+    """Results per model/checkpoint label. Without ``sequences``: a sample of what the run saw before
+    its latest chosen checkpoint (the same sequences for every checkpoint, as in Pythia's forecasting
+    of memorization), or, for a plain model, of the corpus. ``times_seen`` and ``first_step`` are
+    counted before each checkpoint's own step."""
     from .generation import load_model
 
     run, models = resolve_models(target, checkpoints)
     eod = run.order.spec.eod_id if run is not None else None
+    if sequences is not None:
+        chosen = sequences
+    elif run is not None:  # one sample for every checkpoint, so they are compared on the same sequences
+        latest = max(int(label.split("-")[1]) for label, _ in models)
+        chosen = sample_run_sequences(run, sample, prompt_len + cont_len, latest, seed)
+    else:
+        chosen = sample_corpus_sequences(corpus.corpus, sample, prompt_len + cont_len, seed)
     out: dict[str, list[MemorizationResult]] = {}
     for label, folder in models:
-        if sequences is not None:
-            chosen = sequences
-        elif run is not None:
-            chosen = sample_run_sequences(run, sample, prompt_len + cont_len, int(label.split("-")[1]), seed)
-        else:
-            chosen = sample_corpus_sequences(corpus.corpus, sample, prompt_len + cont_len, seed)
         results = measure(load_model(folder, threads), chosen, prompt_len, cont_len, batch_size)
         add_duplicates(results, corpus, eod)
         if run is not None and sequences is None:
