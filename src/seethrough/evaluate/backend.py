@@ -1,0 +1,174 @@
+"""seethrough's model backend for lm-evaluation-harness (``lm_eval --model seethrough``).
+
+Tokenization at the context/continuation boundary, the empty-context prefix token, left
+truncation to ``max_length`` and the softmax over the model's full vocabulary are lm-eval's own
+(this class is a ``TemplateLM``, like its ``hf`` backend), so per-item results match ``hf``.
+What differs is how the forward passes are scheduled:
+
+- Requests that share a model input prefix (the choices of a multiple-choice question, with or
+  without few-shot examples) run the prefix once; each continuation then runs on the prefix's KV
+  cache, which is cropped back afterwards.
+- Items are never batched with each other, so an item's scores depend on nothing but the item:
+  batch size and the order of requests cannot change them (batch-invariant by construction).
+- Generation is greedy with a KV cache and stops at the first stop sequence or end-of-text token.
+- An ambiguous context/continuation split (the context's tokens are not a prefix of the whole's)
+  or an empty continuation is flagged in ``self.flags`` instead of crashing.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from lm_eval.api.model import TemplateLM
+from lm_eval.api.registry import register_model
+from lm_eval import utils as lm_utils
+
+
+@register_model("seethrough")
+class SeethroughLM(TemplateLM):
+    _DEFAULT_MAX_LENGTH = 2048
+
+    def __init__(self, pretrained: str, max_length: int | None = None, max_gen_toks: int = 256,
+                 threads: int | None = None, batch_size: int | str = 1, **_: Any) -> None:
+        super().__init__()
+        import torch
+        from transformers import AutoTokenizer
+
+        from ..audit.generation import load_model
+
+        self.pretrained = str(pretrained)
+        self.model = load_model(pretrained, threads)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(pretrained))
+        self._max_length = max_length
+        self.max_gen_toks = max_gen_toks
+        self.batch_size = batch_size  # accepted for lm-eval's CLI; scheduling never batches items together
+        self.flags: dict[tuple[str, str], list[str]] = defaultdict(list)
+        self._cache_name = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        self._torch = torch
+
+    # ---- what TemplateLM needs ------------------------------------------------------------------
+    @property
+    def eot_token_id(self) -> int:
+        return self.tokenizer.eos_token_id
+
+    @property
+    def max_length(self) -> int:
+        """As lm-eval's hf backend: the argument, else the model config's length, else the tokenizer's."""
+        if self._max_length:
+            return self._max_length
+        for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+            if hasattr(self.model.config, attr):
+                return getattr(self.model.config, attr)
+        if getattr(self.tokenizer, "model_max_length", 10**30) < 10**29:
+            return self.tokenizer.model_max_length
+        return self._DEFAULT_MAX_LENGTH
+
+    def tok_encode(self, string: str, add_special_tokens: bool | None = None, left_truncate_len: int | None = None,
+                   **_: Any) -> list[int]:
+        ids = self.tokenizer.encode(string, add_special_tokens=bool(add_special_tokens))
+        return ids[-left_truncate_len:] if left_truncate_len else ids
+
+    def tok_decode(self, tokens: list[int], skip_special_tokens: bool = True) -> str:
+        return self.tokenizer.decode(tokens, skip_special_tokens=skip_special_tokens)
+
+    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        context_enc, continuation_enc = super()._encode_pair(context, continuation)
+        # lm-eval cuts the whole's tokens at len(context_enc): if those are not the context's own
+        # tokens, the continuation's first tokens carry part of the context (or vice versa)
+        if self.tok_encode(context + continuation)[:len(context_enc)] != context_enc:
+            self.flags[(context, continuation)].append("boundary_ambiguous")
+        return context_enc, continuation_enc
+
+    # ---- scoring ----------------------------------------------------------------------------------
+    def _forward(self, ids: list[int], cache: Any) -> tuple[Any, Any]:
+        torch = self._torch
+        out = self.model(input_ids=torch.tensor([ids], dtype=torch.long), use_cache=True, **{self._cache_name: cache})
+        return torch.log_softmax(out.logits[0].float(), dim=-1), getattr(out, self._cache_name)
+
+    def _loglikelihood_tokens(self, requests: list, disable_tqdm: bool = False, **_: Any) -> list[tuple[float, bool]]:
+        torch = self._torch
+        results: list[tuple[float, bool] | None] = [None] * len(requests)
+        groups: dict[tuple[int, ...], list[tuple[int, list[int]]]] = defaultdict(list)
+        for i, (key, context_enc, continuation_enc) in enumerate(requests):
+            if not continuation_enc:
+                if key is not None:
+                    self.flags[tuple(key)].append("empty_continuation")
+                results[i] = (0.0, True)
+                continue
+            whole = (context_enc + continuation_enc)[-(self.max_length + 1):]
+            groups[tuple(whole[:len(whole) - len(continuation_enc)])].append((i, continuation_enc))
+        with torch.inference_mode():
+            for prefix, members in groups.items():
+                prefix_logp, cache = self._forward(list(prefix), None)
+                last = prefix_logp[-1:]
+                for i, cont in members:
+                    if len(cont) > 1:
+                        rest, cache = self._forward(cont[:-1], cache)
+                        rows = torch.cat([last, rest], dim=0)
+                        cache.crop(-(len(cont) - 1))  # back to the shared prefix for the next continuation
+                    else:
+                        rows = last
+                    target = torch.tensor(cont, dtype=torch.long)
+                    logp = rows.gather(1, target.unsqueeze(1)).squeeze(1)
+                    results[i] = (float(logp.sum()), bool((rows.argmax(dim=-1) == target).all()))
+        return results  # type: ignore[return-value]
+
+    def loglikelihood_rolling(self, requests: list, disable_tqdm: bool = False) -> list[float]:
+        out = []
+        for (string,) in [r.args for r in requests]:
+            windows = map(lm_utils.make_disjoint_window, lm_utils.get_rolling_token_windows(
+                token_list=self.tok_encode(string), prefix_token=self.prefix_token_id,
+                max_seq_len=self.max_length, context_len=1))
+            scores = self._loglikelihood_tokens([(None, ctx, cont) for ctx, cont in windows])
+            out.append(sum(s for s, _ in scores))
+        return out
+
+    # ---- generation ---------------------------------------------------------------------------------
+    def generate_until(self, requests: list, disable_tqdm: bool = False) -> list[str]:
+        torch = self._torch
+        out = []
+        eos_text = self.tok_decode([self.eot_token_id], skip_special_tokens=False)
+        for context, gen_kwargs in [r.args for r in requests]:
+            kwargs = dict(gen_kwargs or {})
+            until = kwargs.pop("until", None) or []
+            until = [until] if isinstance(until, str) else list(until)
+            until.append(eos_text)
+            max_gen = int(kwargs.pop("max_gen_toks", self.max_gen_toks))
+            if kwargs.get("do_sample"):
+                raise ValueError("the seethrough backend decodes greedily; set do_sample: false in the task")
+            ids = self.tok_encode(context, left_truncate_len=self.max_length - max_gen)
+            generated: list[int] = []
+            with torch.inference_mode():
+                logp, cache = self._forward(ids, None)
+                for _ in range(max_gen):
+                    token = int(logp[-1].argmax())
+                    if token == self.eot_token_id:
+                        break
+                    generated.append(token)
+                    text = self.tok_decode(generated)
+                    if any(term and term in text for term in until):
+                        break
+                    logp, cache = self._forward([token], cache)
+            text = self.tok_decode(generated)
+            for term in until:
+                if term:
+                    text = text.split(term)[0]
+            out.append(text)
+        return out
+
+
+def weights_sha256(folder: str | Path) -> str:
+    """Hash of a model folder's weights: sha256 over its safetensors/bin files, in name order."""
+    import hashlib
+
+    from .._files import sha256_file
+
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
+    digest = hashlib.sha256()
+    for p in files:
+        digest.update(f"{p.name}:{sha256_file(p)}\n".encode())
+    return digest.hexdigest()

@@ -1,0 +1,173 @@
+"""The lm-eval backend: per-item parity with lm-eval's own ``hf`` backend on local tasks, and
+batch invariance."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import pytest
+
+pytest.importorskip("lm_eval")
+torch = pytest.importorskip("torch")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+TASKS = {
+    "st_mc": """
+output_type: multiple_choice
+doc_to_text: "{{prompt}}"
+doc_to_choice: "{{choices}}"
+doc_to_target: "{{choices.index(answer)}}"
+metric_list:
+  - metric: acc
+  - metric: acc_norm
+""",
+    "st_lastword": """
+output_type: loglikelihood
+doc_to_text: "{{context}}"
+doc_to_target: "{{' ' + last}}"
+metric_list:
+  - metric: perplexity
+  - metric: acc
+""",
+    "st_rolling": """
+output_type: loglikelihood_rolling
+doc_to_text: ""
+doc_to_target: "{{text}}"
+metric_list:
+  - metric: word_perplexity
+  - metric: byte_perplexity
+  - metric: bits_per_byte
+""",
+    "st_gen": """
+output_type: generate_until
+doc_to_text: "{{prompt}}"
+doc_to_target: "{{answer}}"
+generation_kwargs:
+  until: ["."]
+  max_gen_toks: 8
+  do_sample: false
+metric_list:
+  - metric: exact_match
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def eval_setup(world_corpus, tmp_path_factory):
+    """A briefly trained tiny model (an HF folder) and the four local tasks on its world."""
+    from seethrough.train import open_run, train
+
+    root, _, world, docs = world_corpus
+    base = tmp_path_factory.mktemp("eval")
+    train(root / "corpus", base / "run", {"model_size": "tiny", "seq_len": 32, "batch_size": 16, "steps": 30,
+                                          "lr": 2e-2, "threads": 2})
+    model = open_run(base / "run").checkpoint()
+    rng = random.Random(0)
+    items = [i for i in world.eval_items if i["task"] == "birth_city"][:24]
+    bios = [d["text"] for d in docs if d["kind"] in ("bio", "background")][:24]
+    data = {
+        "st_mc": [{"prompt": i["prompt"], "choices": i["choices"], "answer": i["answer"]} for i in items],
+        "st_lastword": [{"context": " ".join(t.split()[:-2]), "last": t.split()[-2]} for t in bios],
+        "st_rolling": [{"text": t} for t in bios[:12]],
+        "st_gen": [{"prompt": i["prompt"], "answer": i["answer"]} for i in items[:12]],
+    }
+    tasks = base / "tasks"
+    tasks.mkdir()
+    for name, spec in TASKS.items():
+        path = tasks / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(d) + "\n" for d in data[name]))
+        (tasks / f"{name}.yaml").write_text(
+            f"task: {name}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {path}\n"
+            f"test_split: test\nfewshot_split: test\n{spec}")
+    rng.shuffle(items)
+    return model, tasks
+
+
+def run_lmeval(lm, tasks, names, fewshot=None):
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    return lm_eval.simple_evaluate(model=lm, tasks=names, num_fewshot=fewshot, log_samples=True,
+                                   task_manager=TaskManager(include_path=str(tasks)), random_seed=0,
+                                   numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0)
+
+
+@pytest.mark.parametrize("fewshot", [0, 3])
+def test_per_item_parity_with_lm_eval_hf(eval_setup, fewshot):
+    from lm_eval.models.huggingface import HFLM
+
+    from seethrough.evaluate.backend import SeethroughLM
+
+    model, tasks = eval_setup
+    names = ["st_mc", "st_lastword", "st_gen"] + (["st_rolling"] if fewshot == 0 else [])
+    ref = run_lmeval(HFLM(pretrained=str(model), device="cpu", batch_size=4, dtype="float32"), tasks, names, fewshot)
+    ours_lm = SeethroughLM(pretrained=str(model))
+    ours = run_lmeval(ours_lm, tasks, names, fewshot)
+    for task in names:
+        a, b = ref["samples"][task], ours["samples"][task]
+        assert [s["doc_id"] for s in a] == [s["doc_id"] for s in b]
+        for x, y in zip(a, b):
+            assert x["arguments"] == y["arguments"]  # the same rendered requests, few-shot included
+            for rx, ry in zip(x["resps"], y["resps"]):
+                if isinstance(rx[0], (list, tuple)):
+                    assert ry[0][0] == pytest.approx(rx[0][0], abs=1e-4) and ry[0][1] == rx[0][1]
+                elif isinstance(rx[0], float):
+                    assert ry[0] == pytest.approx(rx[0], abs=1e-4)
+                else:
+                    assert ry[0] == rx[0]  # generated text
+            for metric in ("acc", "acc_norm", "exact_match"):
+                if metric in x:
+                    assert x[metric] == y[metric]
+        for metric, value in ref["results"][task].items():
+            if metric.endswith(",none") and isinstance(value, float) and "stderr" not in metric:
+                if metric.startswith(("acc", "exact_match")):
+                    assert ours["results"][task][metric] == value
+                else:
+                    assert ours["results"][task][metric] == pytest.approx(value, rel=1e-4)
+    assert not ours_lm.flags  # nothing ambiguous in these word-level tasks
+
+
+def test_batch_invariance(eval_setup):
+    """An item's log-likelihood does not depend on what else is scored with it or in which order."""
+    from lm_eval.api.instance import Instance
+
+    from seethrough.evaluate.backend import SeethroughLM
+
+    model, _ = eval_setup
+    lm = SeethroughLM(pretrained=str(model))
+    rng = random.Random(1)
+    words = lm.tokenizer.convert_ids_to_tokens(list(range(2, 200)))
+    pairs = [(" ".join(rng.choices(words, k=rng.randint(1, 20))), " " + " ".join(rng.choices(words, k=rng.randint(1, 4))))
+             for _ in range(64)]
+    pairs += [(pairs[0][0], " " + w) for w in words[:6]]  # a shared context, as in multiple choice
+
+    def score(chosen):
+        return lm.loglikelihood([Instance("loglikelihood", {}, p, i) for i, p in enumerate(chosen)], disable_tqdm=True)
+
+    alone = [score([p])[0] for p in pairs]
+    together = score(pairs)
+    order = list(range(len(pairs)))
+    rng.shuffle(order)
+    shuffled = score([pairs[i] for i in order])
+    for k, i in enumerate(order):
+        assert abs(shuffled[k][0] - alone[i][0]) <= 1e-6 and shuffled[k][1] == alone[i][1]
+    for a, b in zip(alone, together):
+        assert abs(a[0] - b[0]) <= 1e-6 and a[1] == b[1]
+
+
+def test_an_empty_continuation_is_flagged_not_a_crash(eval_setup):
+    """lm-eval's hf backend asserts on an empty continuation (e.g. a target rendered without its
+    leading space, so it merges into the context's last word); seethrough flags the item."""
+    from lm_eval.api.instance import Instance
+
+    from seethrough.evaluate.backend import SeethroughLM
+
+    model, _ = eval_setup
+    lm = SeethroughLM(pretrained=str(model))
+    context = " ".join(lm.tokenizer.convert_ids_to_tokens([20, 21, 22]))
+    got = lm.loglikelihood([Instance("loglikelihood", {}, (context, "small"), 0),
+                            Instance("loglikelihood", {}, (context, " small"), 1)], disable_tqdm=True)
+    assert got[0] == (0.0, True) and lm.flags[(context, "small")] == ["boundary_ambiguous", "empty_continuation"]
+    assert got[1][0] < 0 and (context, " small") not in lm.flags
