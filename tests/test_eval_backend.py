@@ -171,3 +171,55 @@ def test_an_empty_continuation_is_flagged_not_a_crash(eval_setup):
                             Instance("loglikelihood", {}, (context, " small"), 1)], disable_tqdm=True)
     assert got[0] == (0.0, True) and lm.flags[(context, "small")] == ["boundary_ambiguous", "empty_continuation"]
     assert got[1][0] < 0 and (context, " small") not in lm.flags
+
+
+@pytest.mark.slow
+def test_eval_records_provenance_flags_contamination_and_verifies(eval_setup, world_corpus, tmp_path):
+    """`seethrough eval`: lm-eval's files plus provenance; planted items flagged, held-out ones not;
+    --verify finds nothing to report, then finds a tampered item."""
+    import subprocess
+    import sys
+
+    from seethrough.evaluate.backend import weights_sha256
+
+    model, tasks = eval_setup
+    root, _, world, docs = world_corpus
+    planted = sorted({d["text"] for d in docs if d["kind"] == "canary"})[:6]
+    held = [c["text"] for c in world.truth["heldout_canaries"]][:6]
+    rows = [{"context": " ".join(t.split()[:8]), "rest": " ".join(t.split()[8:]), "planted": t in planted}
+            for t in planted + held]
+    (tasks / "st_canary.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tasks / "st_canary.yaml").write_text(
+        f"task: st_canary\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {tasks / 'st_canary.jsonl'}\n"
+        "test_split: test\noutput_type: loglikelihood\ndoc_to_text: \"{{context}}\"\ndoc_to_target: \"{{' ' + rest}}\"\n"
+        "metric_list:\n  - metric: acc\n")
+    out = tmp_path / "results"
+    done = subprocess.run([sys.executable, "-m", "seethrough", "eval", str(model), "--tasks", "st_canary,st_mc",
+                           "--include-path", str(tasks), "--corpus", str(root / "corpus"), "--out", str(out), "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    info = results["seethrough"]
+    assert info["model"]["weights_sha256"] == weights_sha256(model)
+    assert set(info["requests_sha256"]) == {"st_canary", "st_mc"} and info["versions"]["lm_eval"]
+    assert set(info["tasks"]) == {"st_canary", "st_mc"} and "acc,none" in results["results"]["st_canary"]
+    samples = [json.loads(x) for x in (out / "samples_st_canary.jsonl").read_text().splitlines()]
+    for s in samples:
+        assert {"doc_id", "arguments", "resps", "filtered_resps", "doc_hash"} <= set(s)
+        assert s["contamination"]["flagged"] == s["doc"]["planted"]  # exactly the planted items
+    report = info["contamination"]["st_canary"]
+    assert report["flagged"] == 6 and report["clean_items"] == 6
+    accs = [s["acc"] for s in samples if not s["doc"]["planted"]]
+    assert report["clean"]["acc"] == pytest.approx(sum(accs) / len(accs))
+
+    verified = subprocess.run([sys.executable, "-m", "seethrough", "eval", "--verify", str(out), "--json"],
+                              capture_output=True, text=True, timeout=600)
+    assert json.loads(verified.stdout)["differences"] == []
+    lines = (out / "samples_st_mc.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["resps"][0][0][0] += 0.5  # tamper with one recorded log-likelihood
+    (out / "samples_st_mc.jsonl").write_text("\n".join([json.dumps(first)] + lines[1:]) + "\n")
+    verified = subprocess.run([sys.executable, "-m", "seethrough", "eval", "--verify", str(out), "--json"],
+                              capture_output=True, text=True, timeout=600)
+    differences = json.loads(verified.stdout)["differences"]
+    assert [(d["task"], d["doc_id"]) for d in differences] == [("st_mc", first["doc_id"])]

@@ -379,7 +379,7 @@ def demo(
     console.print((out_dir / "summary.txt").read_text())
 
 
-from . import audit_commands, train_commands  # noqa: E402,F401  (register their commands on `app`)
+from . import audit_commands, eval_commands, train_commands  # noqa: E402,F401  (register their commands on `app`)
 
 
 def main() -> None:

@@ -1,0 +1,71 @@
+"""CLI of the evaluation layer: ``seethrough eval`` (lm-eval tasks, provenance, contamination)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .app import JsonOpt, _emit, _open, app, console
+
+
+@app.command("eval")
+def eval_command(
+    target: Annotated[Optional[Path], typer.Argument(help="A run folder (its checkpoints) or a Hugging Face model folder.")] = None,
+    tasks: Annotated[Optional[str], typer.Option("--tasks", help="Comma-separated lm-eval task names.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="RESULTS folder: results.json and samples_<task>.jsonl.")] = None,
+    include_path: Annotated[Optional[Path], typer.Option("--include-path", help="A folder of extra task YAMLs (e.g. DEMO/world/tasks).")] = None,
+    num_fewshot: Annotated[Optional[int], typer.Option("--num-fewshot", help="Few-shot examples per item (default: each task's own).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Evaluate only the first N items of each task.")] = None,
+    checkpoints: Annotated[Optional[str], typer.Option("--checkpoints", help="Of a run: all, last (default), or steps like 64,128,last; one result folder each, and a metric-by-step table.")] = None,
+    corpus: Annotated[Optional[Path], typer.Option("--corpus", help="The training corpus (indexed): flag contaminated items, report metrics on the clean subset too.")] = None,
+    ngram: Annotated[int, typer.Option("--ngram", help="An item is contaminated when one of its n-grams occurs in the corpus (GPT-3: 13).")] = 13,
+    verify: Annotated[Optional[Path], typer.Option("--verify", help="Re-run the evaluation recorded in this RESULTS folder and report items that differ.")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate with lm-evaluation-harness tasks through seethrough's batch-invariant backend."""
+    from ..audit.memorization import resolve_models
+    from ..errors import QueryError
+    from ..evaluate.run import evaluate_model, run_provenance, verify_results, write_checkpoint_table
+
+    if verify is not None:
+        report = verify_results(verify, threads)
+        if as_json:
+            _emit(report)
+            return
+        console.print(f"{report['items_checked']} items re-evaluated: "
+                      + ("all identical" if not report["differences"] else f"{len(report['differences'])} differ"))
+        for d in report["differences"][:20]:
+            console.print(f"  {d}")
+        return
+    if target is None or not tasks or out is None:
+        raise QueryError("give the model (RUN or MODEL folder), --tasks and --out (or --verify RESULTS)")
+    index = _open(corpus) if corpus is not None else None
+    run, models = resolve_models(target, checkpoints)
+    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    per_step = {}
+    for label, folder in models:
+        step = int(label.split("-")[1]) if run is not None else None
+        where = out / label if len(models) > 1 else out
+        extra = run_provenance(run, step) if run is not None else {}
+        per_step[step] = evaluate_model(folder, names, where, include_path, num_fewshot, limit, index, ngram, threads,
+                                        extra)
+    if len(models) > 1:
+        write_checkpoint_table(per_step, out)
+    for step, output in per_step.items():
+        if as_json:
+            _emit({"step": step, "results": output["results"], "contamination": output["seethrough"]["contamination"]})
+            continue
+        console.print(f"[bold]{'step ' + str(step) if step is not None else target}[/]")
+        for task, metrics in output["results"].items():
+            shown = ", ".join(f"{k.split(',')[0]} {v:.4f}" for k, v in metrics.items()
+                              if "," in k and "stderr" not in k and isinstance(v, (int, float)))
+            console.print(f"  {task}: {shown}")
+            report = (output["seethrough"]["contamination"] or {}).get(task)
+            if report:
+                console.print(f"    contaminated {report['flagged']}/{report['items']} ({report['ngram']}-gram); clean: "
+                              + ", ".join(f"{k} {v:.4f}" for k, v in report["clean"].items()))
+    if not as_json:
+        console.print(f"results in {out}")
