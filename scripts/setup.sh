@@ -16,8 +16,8 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "${TORCH_SPEC:-torch==2.13.0}" 2>&1 \
     | grep -v -e "is ignored: it is neither a file nor a directory" || true
 fi
-extras="[train]"
-[ "${1:-}" = "--test" ] && extras="[train,test]"
+extras="[train,eval]"
+[ "${1:-}" = "--test" ] && extras="[train,eval,test]"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}" 2>&1 \
   | grep -v -e "is ignored: it is neither a file nor a directory" || true
 .venv/bin/python -c "import seethrough" # fail here, not later, if the install did not take

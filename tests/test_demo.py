@@ -84,8 +84,14 @@ def test_demo_ci_preset(tmp_path):
     assert mia["all_members"]["index"]["auc"] == 1.0 and mia["by_copies"]["1"]["index"]["auc"] == 1.0
     assert mia["by_copies"]["64"]["loss"]["auc"] >= mia["by_copies"]["1"]["loss"]["auc"]
     assert summary["trace"]["documents_are_the_canary_copies"]
+    tasks = summary["eval"]["tasks"]  # the world's lm-eval tasks; a bio states the birth city verbatim
+    truth = json.loads((tmp_path / "demo" / "world" / "truth.json").read_text())
+    assert tasks["world_birth_city"]["contaminated"] == len(truth["people"])
+    assert tasks["world_birth_city"]["items"] == len(truth["people"]) + len(truth["heldout_people"])
+    assert tasks["world_heldout_canary"]["exact_match"] == 0 and tasks["world_heldout_canary"]["contaminated"] == 0
     for name in ("summary.json", "summary.txt", "world/truth.json", "run/run.json", "membership/roc.png",
-                 "memorization/memorization.parquet", "memorization/extraction_by_duplication.png"):
+                 "memorization/memorization.parquet", "memorization/extraction_by_duplication.png",
+                 "eval/results.json", "eval/samples_world_birth_city.jsonl", "world/tasks/world_two_hop.yaml"):
         assert (tmp_path / "demo" / name).exists()
 
 

@@ -52,7 +52,7 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: i
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / "summary.json").exists() and not (out / "world").exists():
         raise SeethroughError(f"{out} exists and does not hold a demo; choose another --out")
-    for part in ("world", "corpus", "run"):
+    for part in ("world", "corpus", "run", "eval", "memorization", "membership"):
         shutil.rmtree(out / part, ignore_errors=True)
     seconds: dict[str, float] = {}
 
@@ -95,6 +95,7 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: i
     membership = timed("membership", "membership signals", lambda: _membership(model, corpus, truth, out / "membership"))
     traced = timed("trace", "tracing a generated canary", lambda: _trace_example(model, corpus, truth))
     facts = timed("facts", "asking facts", lambda: _facts(model, corpus, world.eval_items))
+    evaluation = timed("eval", "evaluating (lm-eval tasks)", lambda: _evaluation(world, run, corpus, out, threads))
     seen = _seen_example(run, truth)
 
     summary = {
@@ -114,6 +115,7 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: i
         "membership": membership,
         "trace": traced,
         "facts": facts,
+        "eval": evaluation,
         "seen": seen,
         "seconds": seconds,
     }
@@ -257,6 +259,25 @@ def _facts(model: Any, corpus: Any, items: list[dict[str, Any]]) -> dict[str, An
     return out
 
 
+def _evaluation(world: Any, run: Any, corpus: Any, out: Path, threads: int | None) -> dict[str, Any]:
+    """The world's lm-eval tasks through seethrough's backend, with contamination against the corpus."""
+    from ..evaluate.run import evaluate_model, run_provenance
+    from .world import write_tasks
+
+    names = write_tasks(world, out / "world" / "tasks")
+    step = run.checkpoints[-1]
+    output = evaluate_model(run.checkpoint(step), names, out / "eval", include_path=out / "world" / "tasks",
+                            num_fewshot=0, corpus=corpus, threads=threads, extra_provenance=run_provenance(run, step))
+    table = {}
+    for task in names:
+        metrics = {k.split(",")[0]: round(v, 4) for k, v in output["results"][task].items()
+                   if "," in k and "stderr" not in k and isinstance(v, (int, float))}
+        report = output["seethrough"]["contamination"][task]
+        table[task] = {**metrics, "items": report["items"], "contaminated": report["flagged"],
+                       "clean": {k: round(v, 4) for k, v in report["clean"].items()}}
+    return {"tasks": table, "files": str(out / "eval")}
+
+
 def _seen_example(run: Any, truth: dict[str, Any]) -> dict[str, Any]:
     from ..audit.seen import seen_before
 
@@ -303,6 +324,11 @@ def _readable(s: dict[str, Any]) -> str:
     for task, groups in s["facts"].items():
         lines.append(f"{task} accuracy by exposures (0 = held-out): "
                      + ", ".join(f"{k}: {v:.0%}" for k, v in groups.items()))
+    for task, row in s["eval"]["tasks"].items():
+        metric = "acc" if "acc" in row else "exact_match"
+        clean = row["clean"].get(metric)
+        lines.append(f"eval {task}: {metric} {row[metric]:.3f} on {row['items']} items; {row['contaminated']} found in the "
+                     f"training data, {metric} on the clean rest: " + (f"{clean:.3f}" if clean is not None else "n/a"))
     seen = s["seen"]
     lines.append(f"seen: canary {seen['canary']} ({seen['copies']} copies) was in the batches {seen['seen']} times "
                  f"before step {seen['before_step']}, first at step {seen['first_step']} "

@@ -268,3 +268,55 @@ def write_world(world: World, folder: str | Path) -> dict[str, str]:
     atomic_write_bytes(folder / "eval.jsonl", evals.encode("utf-8"))
     atomic_write_bytes(folder / "tokenizer.json", word_tokenizer_json(world.vocabulary).encode("utf-8"))
     return {name: sha256_file(folder / name) for name in ("docs.jsonl", "truth.json", "eval.jsonl", "tokenizer.json")}
+
+
+TASK_YAML = {
+    "world_birth_city": """output_type: multiple_choice
+doc_to_text: "{{prompt}}"
+doc_to_choice: "{{choices}}"
+doc_to_target: "{{choices.index(answer)}}"
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+""",
+    "world_two_hop": """output_type: multiple_choice
+doc_to_text: "{{prompt}}"
+doc_to_choice: "{{choices}}"
+doc_to_target: "{{choices.index(answer)}}"
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+""",
+    "world_heldout_canary": """output_type: generate_until
+doc_to_text: "{{prompt}}"
+doc_to_target: "{{answer}}"
+generation_kwargs:
+  until: ["<|endoftext|>"]
+  max_gen_toks: 12
+  do_sample: false
+metric_list:
+  - metric: exact_match
+    aggregation: mean
+    higher_is_better: true
+""",
+}
+
+
+def write_tasks(world: World, folder: str | Path, heldout_canaries: int = 200) -> list[str]:
+    """lm-eval task YAMLs for the world (fact recall, two-hop, held-out canary completion), each with
+    its data file beside it; returns the task names. Data paths are absolute, as lm-eval needs."""
+    folder = Path(folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = {"world_birth_city": "birth_city", "world_two_hop": "two_hop", "world_heldout_canary": "heldout_canary"}
+    for name, spec in TASK_YAML.items():
+        items = [i for i in world.eval_items if i["task"] == sources[name]]
+        if name == "world_heldout_canary":
+            items = items[:heldout_canaries]
+        lines = "".join(json.dumps(i, sort_keys=True) + "\n" for i in items)
+        atomic_write_bytes(folder / f"{name}.jsonl", lines.encode("utf-8"))
+        text = (f"task: {name}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {folder / (name + '.jsonl')}\n"
+                f"test_split: test\nfewshot_split: test\nmetadata:\n  version: 1\n{spec}")
+        atomic_write_bytes(folder / f"{name}.yaml", text.encode("utf-8"))
+    return list(TASK_YAML)

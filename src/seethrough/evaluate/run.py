@@ -9,8 +9,10 @@ with a corpus, ``contamination``). With several checkpoints: ``step-N/`` per che
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import platform
 from pathlib import Path
@@ -85,7 +87,7 @@ def _numeric_metrics(sample: dict[str, Any], names: list[str]) -> dict[str, floa
 def evaluate_model(model_folder: str | Path, tasks: list[str], out: str | Path, include_path: str | Path | None = None,
                    num_fewshot: int | None = None, limit: int | None = None, corpus: Any = None, ngram: int = 13,
                    threads: int | None = None, extra_provenance: dict[str, Any] | None = None,
-                   seed: int = 0) -> dict[str, Any]:
+                   seed: int = 0, batch_size: int | str = 32) -> dict[str, Any]:
     """Evaluate one model folder; writes RESULTS and returns results.json's content."""
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     import lm_eval
@@ -102,10 +104,11 @@ def evaluate_model(model_folder: str | Path, tasks: list[str], out: str | Path, 
     if unknown:
         raise QueryError(f"unknown task(s) {', '.join(unknown)}; check the names, or pass --include-path with "
                          "the folder of their YAML files")
-    lm = SeethroughLM(pretrained=str(model_folder), threads=threads)
-    output = lm_eval.simple_evaluate(model=lm, tasks=tasks, num_fewshot=num_fewshot, limit=limit, log_samples=True,
-                                     task_manager=manager, random_seed=seed, numpy_random_seed=seed,
-                                     torch_random_seed=seed, fewshot_random_seed=seed)
+    lm = SeethroughLM(pretrained=str(model_folder), threads=threads, batch_size=batch_size)
+    with _quiet("lm_eval"):  # its per-task notices about default aggregations drown the output
+        output = lm_eval.simple_evaluate(model=lm, tasks=tasks, num_fewshot=num_fewshot, limit=limit, log_samples=True,
+                                         task_manager=manager, random_seed=seed, numpy_random_seed=seed,
+                                         torch_random_seed=seed, fewshot_random_seed=seed)
     samples = output.pop("samples")
     task_objects = get_task_dict(tasks, manager) if corpus is not None else {}
     out = Path(out)
@@ -152,6 +155,7 @@ def evaluate_model(model_folder: str | Path, tasks: list[str], out: str | Path, 
                   for t, c in output.get("configs", {}).items()},
         "requests_sha256": requests_digest, "seed": seed, "num_fewshot": num_fewshot, "limit": limit,
         "include_path": str(Path(include_path).resolve()) if include_path else None, "ngram": ngram,
+        "batch_size": batch_size,
         "flagged_items": flagged_items, "contamination": contamination_report or None,
         "hardware": {"machine": platform.machine(), "processor": platform.processor() or None,
                      "cpus": os.cpu_count(), "threads": _threads()},
@@ -160,6 +164,17 @@ def evaluate_model(model_folder: str | Path, tasks: list[str], out: str | Path, 
     atomic_write_bytes(out / "results.json",
                        (json.dumps(output, default=handle_non_serializable, indent=2, ensure_ascii=False) + "\n").encode())
     return output
+
+
+@contextlib.contextmanager
+def _quiet(name: str):
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _threads() -> int:

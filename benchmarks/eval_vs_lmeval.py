@@ -1,0 +1,108 @@
+"""seethrough's lm-eval backend against lm-eval's own ``hf`` backend: same model, same tasks, one process.
+
+A Pythia-70M-shaped GPT-NeoX (6 layers, width 512, vocabulary padded to 50,304 as Pythia's;
+random weights: speed does not depend on them) with the demo world's word-level tokenizer, and a
+4-choice task from the demo world (the birth city of a person), 0-shot and 3-shot. Per-item
+log-likelihoods are compared (1e-4) and per-item predictions must be identical; only the
+``simple_evaluate`` call is timed (model loading and imports are reported apart).
+
+    python benchmarks/eval_vs_lmeval.py [--items 300] [--hf-batch-size 32] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=300)
+    parser.add_argument("--hf-batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    began = time.perf_counter()
+    import lm_eval
+    import torch
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from seethrough.demo.world import generate_world, word_tokenizer_json
+    from seethrough.evaluate.backend import SeethroughLM
+    from seethrough.train.model import build_model
+    imports = time.perf_counter() - began
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        world = generate_world(0, "default")
+        model_dir = root / "model"
+        build_model("pythia-70m", 50304, 2048, 0, seed=0).save_pretrained(model_dir)
+        (model_dir / "tokenizer.json").write_text(word_tokenizer_json(world.vocabulary))
+        (model_dir / "tokenizer_config.json").write_text(json.dumps({
+            "tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|endoftext|>", "bos_token": "<|endoftext|>"}))
+        items = [i for i in world.eval_items if i["task"] == "birth_city"][:args.items]
+        (root / "city.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+        (root / "city.yaml").write_text(
+            f"task: bench_city\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {root / 'city.jsonl'}\n"
+            "test_split: test\nfewshot_split: test\noutput_type: multiple_choice\ndoc_to_text: \"{{prompt}}\"\n"
+            "doc_to_choice: \"{{choices}}\"\ndoc_to_target: \"{{choices.index(answer)}}\"\n"
+            "metric_list:\n  - metric: acc\n")
+        manager = TaskManager(include_path=str(root))
+
+        loads = {}
+        began = time.perf_counter()
+        hf = HFLM(pretrained=str(model_dir), device="cpu", batch_size=args.hf_batch_size, dtype="float32")
+        loads["hf"] = time.perf_counter() - began
+        began = time.perf_counter()
+        ours = SeethroughLM(pretrained=str(model_dir))
+        loads["seethrough"] = time.perf_counter() - began
+
+        print(f"Pythia-70M shape ({sum(p.numel() for p in ours.model.parameters()) / 1e6:.1f}M parameters), "
+              f"{len(items)} 4-choice items, torch threads {args.threads}, lm-eval hf batch size {args.hf_batch_size}")
+        print(f"start-up: imports {imports:.1f} s; model load: hf {loads['hf']:.2f} s, seethrough {loads['seethrough']:.2f} s")
+        lm_seconds = {"hf": 0.0, "seethrough": 0.0}
+        for name, lm in (("hf", hf), ("seethrough", ours)):  # time the backend's own calls too
+            original = lm.loglikelihood
+
+            def timed(requests, *rest, _original=original, _name=name, **kwargs):
+                began = time.perf_counter()
+                try:
+                    return _original(requests, *rest, **kwargs)
+                finally:
+                    lm_seconds[_name] += time.perf_counter() - began
+
+            lm.loglikelihood = timed
+        for shots in (0, 3):
+            timings, outputs = {}, {}
+            for name in lm_seconds:
+                lm_seconds[name] = 0.0
+            for name, lm in (("hf", hf), ("seethrough", ours)):
+                began = time.perf_counter()
+                outputs[name] = lm_eval.simple_evaluate(model=lm, tasks=["bench_city"], num_fewshot=shots,
+                                                        log_samples=True, task_manager=manager, fewshot_random_seed=0)
+                timings[name] = time.perf_counter() - began
+            a, b = outputs["hf"]["samples"]["bench_city"], outputs["seethrough"]["samples"]["bench_city"]
+            worst = max(abs(ra[0][0] - rb[0][0]) for x, y in zip(a, b) for ra, rb in zip(x["resps"], y["resps"]))
+            same = all(x["acc"] == y["acc"] for x, y in zip(a, b))
+            if not same or worst > 1e-4:
+                raise SystemExit(f"results differ ({shots}-shot): predictions identical {same}, max |dll| {worst:.2e}")
+            print(f"{shots}-shot: hf {timings['hf']:.2f} s, seethrough {timings['seethrough']:.2f} s -> "
+                  f"{timings['hf'] / timings['seethrough']:.2f}x (target >= 3); acc "
+                  f"{outputs['seethrough']['results']['bench_city']['acc,none']:.4f} both; max |d loglik| {worst:.1e}")
+            print(f"        inside the backends' loglikelihood calls: hf {lm_seconds['hf']:.2f} s, seethrough "
+                  f"{lm_seconds['seethrough']:.2f} s -> {lm_seconds['hf'] / lm_seconds['seethrough']:.2f}x")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
