@@ -207,3 +207,10 @@ def weights_sha256(folder: str | Path) -> str:
     for p in files:
         digest.update(f"{p.name}:{sha256_file(p)}\n".encode())
     return digest.hexdigest()
+
+
+def lm_eval_cli() -> None:
+    """``seethrough-lm-eval``: lm-eval's own command line, with ``--model seethrough`` registered."""
+    from lm_eval.__main__ import cli_evaluate
+
+    cli_evaluate()
