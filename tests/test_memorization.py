@@ -168,3 +168,20 @@ def test_checkpoints_are_compared_on_the_same_sequences(world_corpus, tmp_path):
             if "times_seen" in r.source:
                 assert r.source["times_seen"] == seen_before(run, r.prompt_ids + r.true_ids, step).count
                 assert step > 0 or r.source["times_seen"] == 0
+
+
+def test_prompt_lengths_share_the_continuation(world_corpus, tmp_path):
+    from seethrough import open_corpus
+    from seethrough.audit.memorization import evaluate_memorization
+    from seethrough.train import train
+
+    root, corpus, _, _ = world_corpus
+    train(root / "corpus", tmp_path / "run", {"model_size": "tiny", "seq_len": 16, "batch_size": 8, "steps": 2,
+                                              "threads": 1})
+    results = evaluate_memorization(tmp_path / "run", open_corpus(root / "corpus"), sample=8, prompt_len=[2, 6],
+                                    cont_len=4)
+    assert list(results) == ["step-2 prompt-2", "step-2 prompt-6"]
+    short, long = results["step-2 prompt-2"], results["step-2 prompt-6"]
+    for a, b in zip(short, long):
+        assert a.true_ids == b.true_ids and a.prompt_ids == b.prompt_ids[-2:]
+        assert a.source["prompt_len"] == 2 and b.source["prompt_len"] == 6

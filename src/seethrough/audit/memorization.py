@@ -217,31 +217,41 @@ def resolve_models(target: Any, checkpoints: str | None) -> tuple[Any, list[tupl
 
 
 def evaluate_memorization(target: Any, corpus: Any, sequences: list[Sequence] | None = None, sample: int = 1000,
-                          prompt_len: int = 32, cont_len: int = 32, checkpoints: str | None = None,
+                          prompt_len: int | list[int] = 32, cont_len: int = 32, checkpoints: str | None = None,
                           batch_size: int = 128, seed: int = 0, threads: int | None = None
                           ) -> dict[str, list[MemorizationResult]]:
     """Results per model/checkpoint label. Without ``sequences``: a sample of what the run saw before
     its latest chosen checkpoint (the same sequences for every checkpoint, as in Pythia's forecasting
     of memorization), or, for a plain model, of the corpus. ``times_seen`` and ``first_step`` are
-    counted before each checkpoint's own step."""
+    counted before each checkpoint's own step.
+
+    Several prompt lengths (Carlini et al.'s third factor): the continuation stays the same tokens
+    (those after the longest prompt) and each shorter prompt is the tokens just before it; results
+    are labelled ``"step-N prompt-K"``."""
     from .generation import load_model
 
+    lengths = sorted(set(prompt_len)) if isinstance(prompt_len, list) else [prompt_len]
+    longest = lengths[-1]
     run, models = resolve_models(target, checkpoints)
     eod = run.order.spec.eod_id if run is not None else None
     if sequences is not None:
         chosen = sequences
     elif run is not None:  # one sample for every checkpoint, so they are compared on the same sequences
         latest = max(int(label.split("-")[1]) for label, _ in models)
-        chosen = sample_run_sequences(run, sample, prompt_len + cont_len, latest, seed)
+        chosen = sample_run_sequences(run, sample, longest + cont_len, latest, seed)
     else:
-        chosen = sample_corpus_sequences(corpus.corpus, sample, prompt_len + cont_len, seed)
+        chosen = sample_corpus_sequences(corpus.corpus, sample, longest + cont_len, seed)
     out: dict[str, list[MemorizationResult]] = {}
     for label, folder in models:
-        results = measure(load_model(folder, threads), chosen, prompt_len, cont_len, batch_size)
-        add_duplicates(results, corpus, eod)
-        if run is not None and sequences is None:
-            _add_seen(run, results, int(label.split("-")[1]))
-        out[label] = results
+        model = load_model(folder, threads)
+        for k in lengths:
+            trimmed = [Sequence(s.ids[longest - k:longest + cont_len], {**s.source, "prompt_len": k})
+                       if len(s.ids) >= longest + cont_len else s for s in chosen]
+            results = measure(model, trimmed, k, cont_len, batch_size)
+            add_duplicates(results, corpus, eod)
+            if run is not None and sequences is None:
+                _add_seen(run, results, int(label.split("-")[1]))
+            out[label if len(lengths) == 1 else f"{label} prompt-{k}"] = results
     return out
 
 

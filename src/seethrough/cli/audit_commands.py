@@ -19,7 +19,7 @@ def memorization(
     corpus: CorpusReq,
     sample: Annotated[int, typer.Option("--sample", help="Sequences to draw from what the model saw (a run's data order; else the corpus).")] = 1000,
     sequences: Annotated[Optional[Path], typer.Option("--sequences", help='JSON lines {"text": ...} or {"ids": [...]}; the first --prompt-len tokens are the prompt.')] = None,
-    prompt_len: Annotated[int, typer.Option("--prompt-len", help="Prompt tokens (Pythia: 32).")] = 32,
+    prompt_len: Annotated[str, typer.Option("--prompt-len", help="Prompt tokens (Pythia: 32); several, like 8,16,32, compare prompt lengths on the same continuations.")] = "32",
     cont_len: Annotated[int, typer.Option("--cont-len", help="Continuation tokens to reproduce (Pythia: 32).")] = 32,
     checkpoints: Annotated[Optional[str], typer.Option("--checkpoints", help="Of a run: all, last (default), or steps like 64,128,last.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for memorization.parquet/.csv, summary.json and the plot.")] = None,
@@ -31,12 +31,18 @@ def memorization(
     """Extractable memorization (greedy), per sequence, with duplication, step and position."""
     from ..audit.memorization import Sequence, evaluate_memorization, write_report
 
+    from ..errors import QueryError
+
+    try:
+        prompt_lens = [int(x) for x in prompt_len.split(",") if x.strip()]
+    except ValueError:
+        raise QueryError(f"--prompt-len {prompt_len!r}: give a number of tokens, or several like 8,16,32") from None
     index = _open(corpus)
     given = None
     if sequences is not None:
         given = [Sequence(index.encode(q).tolist(), {"line": i}) for i, q in enumerate(_read_queries(sequences))]
     with err.status("[bold]memorization[/] decoding..."):
-        results = evaluate_memorization(target, index, given, sample, prompt_len, cont_len, checkpoints,
+        results = evaluate_memorization(target, index, given, sample, prompt_lens, cont_len, checkpoints,
                                         batch_size, seed, threads)
     summary = write_report(results, out) if out is not None else None
     if as_json:

@@ -67,6 +67,15 @@ def contamination(index: Any, text: str, ngram: int) -> dict[str, Any]:
             "flagged": any(length >= n for length in lengths), "ngram": n}
 
 
+def _task_objects(manager: Any, tasks: list[str]) -> dict[str, Any]:
+    """Task name -> Task object (``TaskManager.load`` from lm-eval 0.4.10, ``get_task_dict`` before)."""
+    if hasattr(manager, "load"):
+        return dict(manager.load(tasks)["tasks"])
+    from lm_eval.tasks import get_task_dict
+
+    return get_task_dict(tasks, manager)
+
+
 def _argument_pairs(arguments: Any) -> list[tuple[Any, Any]]:
     """(context, continuation) of each request of a logged sample (lm-eval logs them as
     ``{"gen_args_0": {"arg_0": ..., "arg_1": ...}}``, older versions as lists)."""
@@ -91,7 +100,7 @@ def evaluate_model(model_folder: str | Path, tasks: list[str], out: str | Path, 
     """Evaluate one model folder; writes RESULTS and returns results.json's content."""
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     import lm_eval
-    from lm_eval.tasks import TaskManager, get_task_dict
+    from lm_eval.tasks import TaskManager
     from lm_eval.utils import handle_non_serializable
 
     from ..corpus.tokenizer import load_tokenizer
@@ -110,7 +119,7 @@ def evaluate_model(model_folder: str | Path, tasks: list[str], out: str | Path, 
                                          task_manager=manager, random_seed=seed, numpy_random_seed=seed,
                                          torch_random_seed=seed, fewshot_random_seed=seed)
     samples = output.pop("samples")
-    task_objects = get_task_dict(tasks, manager) if corpus is not None else {}
+    task_objects = _task_objects(manager, tasks) if corpus is not None else {}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     requests_digest: dict[str, str] = {}
