@@ -223,3 +223,30 @@ def test_eval_records_provenance_flags_contamination_and_verifies(eval_setup, wo
                               capture_output=True, text=True, timeout=600)
     differences = json.loads(verified.stdout)["differences"]
     assert [(d["task"], d["doc_id"]) for d in differences] == [("st_mc", first["doc_id"])]
+
+
+def test_response_cache_is_keyed_by_content(eval_setup, tmp_path):
+    """A second run answers from the cache with identical results; another model's weights never hit."""
+    from lm_eval.api.instance import Instance
+
+    from seethrough.evaluate.backend import SeethroughLM
+    from seethrough.train.model import build_model
+
+    model, _ = eval_setup
+    requests = [Instance("loglikelihood", {}, ("Kiga Nufu was born in", " " + w), i)
+                for i, w in enumerate(["the", "a", "of"])]
+    generation = [Instance("generate_until", {}, ("the weather in", {"until": ["."], "max_gen_toks": 4}), 0)]
+    first = SeethroughLM(pretrained=str(model), cache_dir=str(tmp_path / "cache"))
+    a, ga = first.loglikelihood(requests, disable_tqdm=True), first.generate_until(generation)
+    assert first.cache.hits == 0
+    second = SeethroughLM(pretrained=str(model), cache_dir=str(tmp_path / "cache"))
+    second._score = None  # any model call for a loglikelihood would now fail
+    assert second.loglikelihood(requests, disable_tqdm=True) == a and second.generate_until(generation) == ga
+    assert second.cache.hits == 4 and second.cache.misses == 0
+    other_dir = tmp_path / "other"  # same config and tokenizer, different weights
+    build_model("tiny", second.model.config.vocab_size, 64, 0, seed=99).save_pretrained(other_dir)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (other_dir / name).write_bytes((model / name).read_bytes())
+    third = SeethroughLM(pretrained=str(other_dir), cache_dir=str(tmp_path / "cache"))
+    third.loglikelihood(requests, disable_tqdm=True)
+    assert third.cache.hits == 0 and third.cache.misses == 3

@@ -22,6 +22,7 @@ def eval_command(
     checkpoints: Annotated[Optional[str], typer.Option("--checkpoints", help="Of a run: all, last (default), or steps like 64,128,last; one result folder each, and a metric-by-step table.")] = None,
     corpus: Annotated[Optional[Path], typer.Option("--corpus", help="The training corpus (indexed): flag contaminated items, report metrics on the clean subset too.")] = None,
     ngram: Annotated[int, typer.Option("--ngram", help="An item is contaminated when one of its n-grams occurs in the corpus (GPT-3: 13).")] = 13,
+    cache: Annotated[Optional[Path], typer.Option("--cache", help="Response cache folder, keyed by weights, tokenizer, dtype and exact token ids (never by prompt text).")] = None,
     verify: Annotated[Optional[Path], typer.Option("--verify", help="Re-run the evaluation recorded in this RESULTS folder and report items that differ.")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads.")] = None,
     as_json: JsonOpt = False,
@@ -54,7 +55,7 @@ def eval_command(
         if batch_size != "auto" and not (batch_size.isdigit() and int(batch_size) > 0):
             raise QueryError(f"--batch-size {batch_size!r}: give a positive number or auto")
         per_step[step] = evaluate_model(folder, names, where, include_path, num_fewshot, limit, index, ngram, threads,
-                                        extra, batch_size=batch_size)
+                                        extra, batch_size=batch_size, cache_dir=cache)
     if len(models) > 1:
         write_checkpoint_table(per_step, out)
     for step, output in per_step.items():

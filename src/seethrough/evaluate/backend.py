@@ -34,7 +34,8 @@ class SeethroughLM(TemplateLM):
     _DEFAULT_MAX_LENGTH = 2048
 
     def __init__(self, pretrained: str, max_length: int | None = None, max_gen_toks: int = 256,
-                 threads: int | None = None, batch_size: int | str = 32, **_: Any) -> None:
+                 threads: int | None = None, batch_size: int | str = 32, cache_dir: str | None = None,
+                 **_: Any) -> None:
         super().__init__()
         import torch
         from transformers import AutoTokenizer
@@ -54,6 +55,15 @@ class SeethroughLM(TemplateLM):
         self._cache_name = "cache" if "cache" in parameters else "past_key_values"
         self._keeps_logits = "logits_to_keep" in parameters
         self._torch = torch
+        self.cache = None
+        if cache_dir:
+            from ..corpus.tokenizer import load_tokenizer
+            from .cache import ResponseCache
+
+            tokenizer_file = Path(pretrained) / "tokenizer.json"
+            self.cache = ResponseCache(cache_dir, {
+                "weights_sha256": weights_sha256(pretrained), "dtype": "float32", "max_length": self.max_length,
+                "tokenizer_sha256": load_tokenizer(tokenizer_file).sha256 if tokenizer_file.exists() else None})
 
     # ---- what TemplateLM needs ------------------------------------------------------------------
     @property
@@ -109,6 +119,18 @@ class SeethroughLM(TemplateLM):
         return torch.log_softmax(out.logits[:, -1].float(), dim=-1)
 
     def _loglikelihood_tokens(self, requests: list, disable_tqdm: bool = False, **_: Any) -> list[tuple[float, bool]]:
+        if self.cache is None:
+            return self._score(requests)
+        keys = [self.cache.key("loglikelihood", context=list(c), continuation=list(t)) for _, c, t in requests]
+        found = [self.cache.get(k) for k in keys]
+        missing = [i for i, f in enumerate(found) if f is None]
+        computed = self._score([requests[i] for i in missing]) if missing else []
+        for i, result in zip(missing, computed):
+            found[i] = result
+        self.cache.put_many([(keys[i], list(found[i])) for i in missing if requests[i][2]])
+        return [(float(f[0]), bool(f[1])) for f in found]
+
+    def _score(self, requests: list) -> list[tuple[float, bool]]:
         torch = self._torch
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         groups: dict[tuple[int, ...], list[tuple[int, list[int]]]] = defaultdict(list)
@@ -175,6 +197,11 @@ class SeethroughLM(TemplateLM):
             if kwargs.get("do_sample"):
                 raise ValueError("the seethrough backend decodes greedily; set do_sample: false in the task")
             ids = self.tok_encode(context, left_truncate_len=self.max_length - max_gen)
+            key = self.cache.key("generate", context=ids, until=until, max_gen_toks=max_gen) if self.cache else None
+            cached = self.cache.get(key) if key else None
+            if cached is not None:
+                out.append(cached)
+                continue
             generated: list[int] = []
             with torch.inference_mode():
                 logp, cache = self._forward(ids, None, last_only=True)
@@ -191,6 +218,8 @@ class SeethroughLM(TemplateLM):
             for term in until:
                 if term:
                     text = text.split(term)[0]
+            if key:
+                self.cache.put_many([(key, text)])
             out.append(text)
         return out
 

@@ -96,7 +96,7 @@ def _numeric_metrics(sample: dict[str, Any], names: list[str]) -> dict[str, floa
 def evaluate_model(model_folder: str | Path, tasks: list[str], out: str | Path, include_path: str | Path | None = None,
                    num_fewshot: int | None = None, limit: int | None = None, corpus: Any = None, ngram: int = 13,
                    threads: int | None = None, extra_provenance: dict[str, Any] | None = None,
-                   seed: int = 0, batch_size: int | str = 32) -> dict[str, Any]:
+                   seed: int = 0, batch_size: int | str = 32, cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Evaluate one model folder; writes RESULTS and returns results.json's content."""
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     import lm_eval
@@ -113,7 +113,8 @@ def evaluate_model(model_folder: str | Path, tasks: list[str], out: str | Path, 
     if unknown:
         raise QueryError(f"unknown task(s) {', '.join(unknown)}; check the names, or pass --include-path with "
                          "the folder of their YAML files")
-    lm = SeethroughLM(pretrained=str(model_folder), threads=threads, batch_size=batch_size)
+    lm = SeethroughLM(pretrained=str(model_folder), threads=threads, batch_size=batch_size,
+                      cache_dir=str(cache_dir) if cache_dir else None)
     with _quiet("lm_eval"):  # its per-task notices about default aggregations drown the output
         output = lm_eval.simple_evaluate(model=lm, tasks=tasks, num_fewshot=num_fewshot, limit=limit, log_samples=True,
                                          task_manager=manager, random_seed=seed, numpy_random_seed=seed,
@@ -165,6 +166,7 @@ def evaluate_model(model_folder: str | Path, tasks: list[str], out: str | Path, 
         "requests_sha256": requests_digest, "seed": seed, "num_fewshot": num_fewshot, "limit": limit,
         "include_path": str(Path(include_path).resolve()) if include_path else None, "ngram": ngram,
         "batch_size": batch_size,
+        "cache": ({"dir": str(cache_dir), "hits": lm.cache.hits, "misses": lm.cache.misses} if lm.cache else None),
         "flagged_items": flagged_items, "contamination": contamination_report or None,
         "hardware": {"machine": platform.machine(), "processor": platform.processor() or None,
                      "cpus": os.cpu_count(), "threads": _threads()},
