@@ -15,13 +15,16 @@ import numpy as np
 
 
 def load_model(folder: str | Path, threads: int | None = None) -> Any:
-    """An HF causal LM from a local folder (a seethrough checkpoint or any saved model), in eval mode."""
+    """An HF causal LM from a local folder (a seethrough checkpoint or any saved model), in eval mode.
+
+    ``threads``: torch's CPU threads; by default one per core that other processes leave free."""
     import torch
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
-    if threads:
-        torch.set_num_threads(threads)
+    from .._threads import default_threads
+
+    torch.set_num_threads(threads or default_threads())
     hf_logging.disable_progress_bar()
     model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
     return model.eval()
