@@ -250,3 +250,14 @@ def test_response_cache_is_keyed_by_content(eval_setup, tmp_path):
     third = SeethroughLM(pretrained=str(other_dir), cache_dir=str(tmp_path / "cache"))
     third.loglikelihood(requests, disable_tqdm=True)
     assert third.cache.hits == 0 and third.cache.misses == 3
+
+
+def test_checkpoint_table_by_hand(tmp_path):
+    from seethrough.evaluate.run import write_checkpoint_table
+
+    per_step = {0: {"results": {"t": {"acc,none": 0.25, "acc_stderr,none": 0.1, "alias": "t"}}},
+                64: {"results": {"t": {"acc,none": 0.5, "acc_stderr,none": 0.1, "alias": "t"}}}}
+    table = write_checkpoint_table(per_step, tmp_path)
+    assert table == {"t/acc": {"0": 0.25, "64": 0.5}}
+    assert json.loads((tmp_path / "by_checkpoint.json").read_text()) == table
+    assert (tmp_path / "by_checkpoint.png").exists()
