@@ -261,3 +261,21 @@ def test_checkpoint_table_by_hand(tmp_path):
     assert table == {"t/acc": {"0": 0.25, "64": 0.5}}
     assert json.loads((tmp_path / "by_checkpoint.json").read_text()) == table
     assert (tmp_path / "by_checkpoint.png").exists()
+
+
+def test_eval_bad_input_is_one_line_and_writes_nothing(eval_setup, tmp_path):
+    from seethrough.errors import QueryError
+    from seethrough.evaluate.run import evaluate_model
+
+    model, tasks = eval_setup
+    bad = tmp_path / "tasks"
+    bad.mkdir()
+    (bad / "bad.yaml").write_text((tasks / "st_mc.yaml").read_text().replace("task: st_mc", "task: st_bad")
+                                  .replace(str(tasks / "st_mc.jsonl"), str(bad / "missing.jsonl")))
+    with pytest.raises(QueryError, match="could not be found .*missing.jsonl"):
+        evaluate_model(model, ["st_bad"], tmp_path / "out", include_path=bad)
+    with pytest.raises(QueryError, match="not a folder"):
+        evaluate_model(model, ["st_mc"], tmp_path / "out", include_path=tmp_path / "nowhere")
+    with pytest.raises(QueryError, match="unknown task"):
+        evaluate_model(model, ["no_such_task"], tmp_path / "out", include_path=tasks)
+    assert not (tmp_path / "out").exists()

@@ -108,6 +108,8 @@ def evaluate_model(model_folder: str | Path, tasks: list[str], out: str | Path, 
 
     if not tasks:
         raise QueryError("--tasks is empty; name at least one lm-eval task")
+    if include_path is not None and not Path(include_path).is_dir():
+        raise QueryError(f"--include-path {include_path} is not a folder; pass the folder holding the task YAMLs")
     manager = TaskManager(include_path=str(include_path) if include_path else None)
     unknown = [t for t in tasks if t not in manager.all_tasks]
     if unknown:
@@ -116,9 +118,14 @@ def evaluate_model(model_folder: str | Path, tasks: list[str], out: str | Path, 
     lm = SeethroughLM(pretrained=str(model_folder), threads=threads, batch_size=batch_size,
                       cache_dir=str(cache_dir) if cache_dir else None)
     with _quiet("lm_eval"):  # its per-task notices about default aggregations drown the output
-        output = lm_eval.simple_evaluate(model=lm, tasks=tasks, num_fewshot=num_fewshot, limit=limit, log_samples=True,
-                                         task_manager=manager, random_seed=seed, numpy_random_seed=seed,
-                                         torch_random_seed=seed, fewshot_random_seed=seed)
+        try:
+            output = lm_eval.simple_evaluate(model=lm, tasks=tasks, num_fewshot=num_fewshot, limit=limit,
+                                             log_samples=True, task_manager=manager, random_seed=seed,
+                                             numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed)
+        except FileNotFoundError as error:
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise QueryError(f"a task's data could not be found ({first}); check the data_files of its YAML, or "
+                             "that the dataset is downloaded (nothing is fetched at run time)") from None
     samples = output.pop("samples")
     task_objects = _task_objects(manager, tasks) if corpus is not None else {}
     out = Path(out)
