@@ -40,12 +40,9 @@ class Seen:
 
 def occurrence_positions(run: Run, ids: list[int]) -> tuple[np.ndarray, str]:
     """Stream positions of every occurrence of ``ids``: from the index when built, else by a scan."""
-    from ..index import open_corpus
-    from ..index.build import read_index_manifest
-
-    if read_index_manifest(run.corpus.path) is None:
+    if run.index is None:
         return _scan(run, np.asarray(ids, dtype=np.int64)), "scan"
-    per_shard = open_corpus(run.corpus.path).positions(ids)
+    per_shard = run.index.positions(ids)
     return np.concatenate([p + int(run.order.shard_starts[s]) for s, p in enumerate(per_shard)]), "index"
 
 

@@ -94,8 +94,8 @@ def trace(index: Any, ids: list[int], settings: TraceSettings | None = None) -> 
     settings = settings or TraceSettings()
     if not ids:
         raise QueryError("nothing to trace: the text encodes to no tokens")
-    lengths, _ = index.longest_matches(ids)
-    spans = [s for s in index.maximal_spans(ids, min_length=settings.min_length)
+    lengths, counts = index.longest_matches(ids)  # once: for the spans and for the novelty curve
+    spans = [s for s in index.spans_of_matches(ids, lengths, counts, settings.min_length)
              if settings.max_count is None or s.count <= settings.max_count]
     unigram = _unigram_logprobs(index, ids)
     traced = [TracedSpan(s.start, s.end, s.text, s.count, float(unigram[s.start:s.end].sum())) for s in spans]

@@ -514,6 +514,12 @@ class IndexedCorpus:
         the longest match, kept when it reaches past every span before it (infini-gram's / OLMoTrace's spans)."""
         ids = self.encode(query)
         lengths, counts = self.longest_matches(ids)
+        return self.spans_of_matches(ids, lengths, counts, min_length)
+
+    def spans_of_matches(self, ids: Any, lengths: Sequence[int], counts: Sequence[int],
+                         min_length: int = 1) -> list[Span]:
+        """``maximal_spans`` from ``longest_matches`` already computed, for callers that need both."""
+        ids = np.asarray(ids, dtype=np.int64)
         spans, reach = [], 0
         tok = self.corpus.tokenizer
         for start, (length, count) in enumerate(zip(lengths, counts)):
@@ -583,3 +589,11 @@ def open_corpus(path: str | Path, tokenizer: str | Path | None = None, token_dty
     if verify and not corpus.foreign:
         corpus.verify()
     return IndexedCorpus(corpus, verify_hashes=verify, compiled=compiled)
+
+
+def covered_share(spans: Sequence[Span], length: int) -> float:
+    """Share of a query's ``length`` tokens inside at least one span (0.0 for an empty query)."""
+    covered = np.zeros(length, dtype=bool)
+    for s in spans:
+        covered[s.start:s.end] = True
+    return float(covered.mean()) if length else 0.0

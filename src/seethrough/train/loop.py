@@ -114,6 +114,8 @@ def train(corpus: str | Path, out: str | Path, settings: TrainConfig | Mapping[s
     procs = _Processes(config)
     procs.barrier()  # every process has checked the folder before the first one writes to it
     order = DataOrder(tokens, OrderSpec(**manifest["data_order"]["spec"]))
+    manifest["data_order"]["sequences_per_epoch"] = order.sequences_per_epoch
+    out.mkdir(parents=True, exist_ok=True)  # only once the corpus is known to hold a row
 
     model = build_model(config.model_size, tokens.vocab_size, config.seq_len, order.spec.eod_id, config.seed)
     start, trainer_state = 0, None
@@ -259,8 +261,6 @@ def _resolve(out: Path, tokens: Any, settings: TrainConfig | Mapping[str, Any] |
                        "definition": "docs/formats.md#data-order"},
         "checkpoints": [], "status": "training",
     }
-    manifest["data_order"]["sequences_per_epoch"] = DataOrder(tokens, spec).sequences_per_epoch
-    out.mkdir(parents=True, exist_ok=True)
     return config, manifest
 
 

@@ -134,12 +134,18 @@ class DataOrder:
         ).astype(np.int64)
         """Stream position of each document's ``eod``; its first token is one further."""
         self._permutation = lru_cache(maxsize=4)(self._make_permutation)
+        self._inverse = lru_cache(maxsize=4)(self._make_inverse)
 
     # -- the order ----------------------------------------------------------------------------
     def _make_permutation(self, epoch: int) -> np.ndarray:
         seeds = np.random.SeedSequence([int(self.spec.corpus_hash, 16), self.spec.seed, self.spec.seq_len, epoch])
         keys = np.random.PCG64(seeds).random_raw(self.sequences_per_epoch)
         return np.argsort(keys, kind="stable")
+
+    def _make_inverse(self, epoch: int) -> np.ndarray:
+        inverse = np.empty(self.sequences_per_epoch, dtype=np.int64)
+        inverse[self.permutation(epoch)] = np.arange(self.sequences_per_epoch, dtype=np.int64)
+        return inverse
 
     def permutation(self, epoch: int) -> np.ndarray:
         """Row numbers in the order epoch ``epoch`` visits them."""
@@ -219,9 +225,8 @@ class DataOrder:
         samples_done = before_step * b
         result: list[list[int]] = [[] for _ in rows]
         for epoch in range((samples_done + n - 1) // n):
-            inverse = np.empty(n, dtype=np.int64)
-            inverse[self.permutation(epoch)] = np.arange(n, dtype=np.int64)
-            steps = (epoch * n + inverse[rows]) // b
+            # cached: audits ask this for many n-grams in a row, and each inverse costs a pass over n rows
+            steps = (epoch * n + self._inverse(epoch)[rows]) // b
             for i, s in enumerate(steps):
                 if s < before_step:
                     result[i].append(int(s))

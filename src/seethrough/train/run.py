@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,14 @@ class Run:
     manifest: dict[str, Any]
     corpus: TokenCorpus
     order: DataOrder
+
+    @cached_property
+    def index(self) -> Any:
+        """The corpus's suffix-array index (opened once), or None when it has not been built."""
+        from ..index import open_corpus
+        from ..index.build import read_index_manifest
+
+        return open_corpus(self.corpus.path) if read_index_manifest(self.corpus.path) is not None else None
 
     @property
     def checkpoints(self) -> list[int]:
