@@ -49,18 +49,21 @@ def greedy_continuations(model: Any, prompts: list[list[int]], new_tokens: int, 
     return out
 
 
-def _cache_argument(model: Any) -> str:
-    """transformers 5 calls the KV cache ``cache``; earlier versions ``past_key_values``."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+def forward_arguments(model: Any) -> tuple[str, dict[str, int]]:
+    """(the name of the KV-cache argument, extra arguments that keep only the last position's logits).
+
+    transformers 5 calls the cache ``cache``, earlier versions ``past_key_values``; ``logits_to_keep``
+    exists from 4.45 and spares the vocabulary projection of every position but the last."""
+    parameters = inspect.signature(model.forward).parameters
+    cache = "cache" if "cache" in parameters else "past_key_values"
+    return cache, ({"logits_to_keep": 1} if "logits_to_keep" in parameters else {})
 
 
 def _greedy(model: Any, ids: Any, new_tokens: int) -> Any:
     import torch
 
     result = torch.empty((ids.shape[0], new_tokens), dtype=torch.long)
-    name = _cache_argument(model)
-    # only the last position's logits are needed: the prompt's would cost prompt_len x the LM head
-    keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    name, keep = forward_arguments(model)  # only the last position's logits are ever read
     step_input, cache = ids, None
     for k in range(new_tokens):
         output = model(input_ids=step_input, use_cache=True, **{name: cache}, **keep)

@@ -82,12 +82,11 @@ def model_signals(scores: TokenScores, text: str, k: float = 0.2) -> dict[str, f
 
 def index_signal(index: Any, ids: list[int]) -> dict[str, Any]:
     """The exact answer: maximal spans found in the corpus, coverage, and the longest span's share."""
+    from ..index.engine import covered_share
+
     spans = index.maximal_spans(ids)
-    covered = np.zeros(len(ids), dtype=bool)
-    for s in spans:
-        covered[s.start:s.end] = True
     longest = max((s.end - s.start for s in spans), default=0)
-    return {"index": longest / len(ids), "covered": float(covered.mean()), "longest_span": longest,
+    return {"index": longest / len(ids), "covered": covered_share(spans, len(ids)), "longest_span": longest,
             "whole_text_count": next((s.count for s in spans if s.start == 0 and s.end == len(ids)), 0),
             "spans": [s.to_dict() for s in spans]}
 
@@ -151,6 +150,38 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Any)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def write_roc(members: list[dict[str, Any]], nonmembers: list[dict[str, Any]], names: list[str], path: Any) -> None:
+    """One plot of every signal's ROC curve, members' records against non-members', written atomically."""
+    from pathlib import Path
+
+    curves = {}
+    for name in names:
+        a, b = np.array([r[name] for r in members]), np.array([r[name] for r in nonmembers])
+        fpr, tpr = roc_curve(a, b)
+        curves[name] = (fpr, tpr, roc_auc(a, b))
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    plot_roc(curves, tmp)
+    tmp.replace(path)
+
+
+def write_evaluation(out: Any, members: list[dict[str, Any]], nonmembers: list[dict[str, Any]],
+                     result: dict[str, Any], names: list[str]) -> None:
+    """``out/scores.jsonl`` (every text's scores, spans left out), ``evaluation.json`` and ``roc.png``."""
+    import json
+    from pathlib import Path
+
+    from .._files import atomic_write_bytes, atomic_write_json
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"member": m, **{k: v for k, v in r.items() if k != "spans"}})
+             for m, rows in ((True, members), (False, nonmembers)) for r in rows]
+    atomic_write_bytes(out / "scores.jsonl", ("\n".join(lines) + "\n").encode("utf-8"))
+    atomic_write_json(out / "evaluation.json", result)
+    write_roc(members, nonmembers, names, out / "roc.png")
 
 
 def score_texts(texts: list[str], tokenizer: Any, model: Any, bos: int | None, index: Any = None,

@@ -44,6 +44,14 @@ def _parse_ids(text: str) -> list[int]:
         raise QueryError(f'--ids {text!r} is not a list of integers; write it like --ids "1 2 3"') from None
 
 
+def _read_text_file(path: Path) -> str:
+    """The whole content of a --file, or a one-line error naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise QueryError(f"cannot read --file {path}: {error.strerror or error}") from None
+
+
 def _read_queries(path: Path) -> list[str | list[int]]:
     queries: list[str | list[int]] = []
     try:
@@ -298,10 +306,7 @@ def spans(
     if file is not None:
         if text is not None or ids is not None:
             raise QueryError("give TEXT, --ids or --file, not several")
-        try:
-            text = file.read_text(encoding="utf-8")
-        except OSError as error:
-            raise QueryError(f"cannot read --file {file}: {error.strerror or error}") from None
+        text = _read_text_file(file)
     query = index.encode(_one_query(text, ids))
     found = index.maximal_spans(query, min_length=min_length)
     if as_json:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import JsonOpt, _emit, _open, _read_queries, app, console, err
+from .app import JsonOpt, _emit, _open, _read_queries, _read_text_file, app, console, err
 
 TargetArg = Annotated[Path, typer.Argument(help="A run folder (its checkpoints) or a Hugging Face model folder.")]
 CorpusReq = Annotated[Path, typer.Option("--corpus", help="The corpus the model was trained on (with its index).")]
@@ -110,7 +110,7 @@ def membership(
         members, nonmembers = score(_texts(evaluate[0], tok)), score(_texts(evaluate[1], tok))
         result = mia.evaluate(members, nonmembers, names)
         if out is not None:
-            _write_membership(out, members, nonmembers, result, names)
+            mia.write_evaluation(out, members, nonmembers, result, names)
         if as_json:
             _emit(result)
             return
@@ -122,10 +122,7 @@ def membership(
     if (text is None) == (file is None):
         raise QueryError("give the text to test, as TEXT or --file (or --evaluate MEMBERS NONMEMBERS)")
     if file is not None:
-        try:
-            text = file.read_text(encoding="utf-8")
-        except OSError as error:
-            raise QueryError(f"cannot read --file {file}: {error.strerror or error}") from None
+        text = _read_text_file(file)
     record = score([text])[0]
     if reference_set is not None:
         mia.percentiles([record], score(_texts(reference_set, tok)), [n for n in names if n != "index"])
@@ -138,29 +135,6 @@ def membership(
     for name in names[:-1]:
         extra = f" (percentile {record['percentile'][name]:.0%})" if "percentile" in record else ""
         console.print(f"{name:>16}: {record[name]:.4f}{extra}")
-
-
-def _write_membership(out: Path, members: list[dict], nonmembers: list[dict], result: dict, names: list[str]) -> None:
-    import json
-
-    import numpy as np
-
-    from .._files import atomic_write_bytes, atomic_write_json
-    from ..audit.membership import plot_roc, roc_curve
-
-    out.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps({"member": m, **{k: v for k, v in r.items() if k != "spans"}})
-             for m, rows in ((True, members), (False, nonmembers)) for r in rows]
-    atomic_write_bytes(out / "scores.jsonl", ("\n".join(lines) + "\n").encode("utf-8"))
-    atomic_write_json(out / "evaluation.json", result)
-    curves = {}
-    for name in names:
-        a, b = np.array([r[name] for r in members]), np.array([r[name] for r in nonmembers])
-        fpr, tpr = roc_curve(a, b)
-        curves[name] = (fpr, tpr, result["signals"][name]["auc"])
-    tmp = out / ".roc.tmp.png"
-    plot_roc(curves, tmp)
-    tmp.replace(out / "roc.png")
 
 
 @app.command()
@@ -208,10 +182,7 @@ def trace(
         extra = {"prompt": prompt, "generated_ids": ids}
     else:
         if file is not None:
-            try:
-                text = file.read_text(encoding="utf-8")
-            except OSError as error:
-                raise QueryError(f"cannot read --file {file}: {error.strerror or error}") from None
+            text = _read_text_file(file)
         ids = index.encode(text).tolist()
     settings = TraceSettings(min_length, span_density, docs_per_span, context, novelty_max_n, max_count)
     result = {"text": tok.decode(ids), **extra, **trace_text(index, ids, settings)}

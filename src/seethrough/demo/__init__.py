@@ -90,10 +90,12 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: i
     from ..audit.generation import load_model
 
     model = load_model(run.checkpoint(), threads=threads)
+    eod = run.order.spec.eod_id  # the token before every document in training
     extraction = timed("memorization", "extracting canaries",
-                       lambda: _extraction(model, corpus, truth, out / "memorization"))
-    membership = timed("membership", "membership signals", lambda: _membership(model, corpus, truth, out / "membership"))
-    traced = timed("trace", "tracing a generated canary", lambda: _trace_example(model, corpus, truth))
+                       lambda: _extraction(model, corpus, truth, eod, out / "memorization"))
+    membership = timed("membership", "membership signals",
+                       lambda: _membership(model, corpus, truth, eod, out / "membership"))
+    traced = timed("trace", "tracing a generated canary", lambda: _trace_example(model, corpus, truth, eod))
     facts = timed("facts", "asking facts", lambda: _facts(model, corpus, world.eval_items))
     evaluation = timed("eval", "evaluating (lm-eval tasks)", lambda: _evaluation(world, run, corpus, out, threads))
     seen = _seen_example(run, truth)
@@ -156,14 +158,13 @@ def _replay_check(run: Any) -> dict[str, Any]:
     return {"steps": chosen, "match": all(run.batch(s).sha256 == logged[s] for s in chosen)}
 
 
-def _extraction(model: Any, corpus: Any, truth: dict[str, Any], out: Path) -> dict[str, Any]:
+def _extraction(model: Any, corpus: Any, truth: dict[str, Any], eod: int, out: Path) -> dict[str, Any]:
     """Greedy continuation of each canary's prompt (after the end-of-document token that precedes
     every document in training): Pythia's score and exact extraction, by copies in the corpus."""
     from ..audit.memorization import Sequence, add_duplicates, measure, summarize, write_report
 
     canaries = truth["canaries"] + truth["heldout_canaries"]
     tok = corpus.tokenizer
-    eod = tok.tokenizer.token_to_id("<|endoftext|>")
     texts = tok.encode_batch([c["text"] for c in canaries])
     prompt_len = truth["prompt_words"] + 1
     sequences = [Sequence([eod, *ids], {"canary": c["id"], "copies": c["copies"]}) for c, ids in zip(canaries, texts)]
@@ -179,14 +180,13 @@ def _extraction(model: Any, corpus: Any, truth: dict[str, Any], out: Path) -> di
             "files": str(out)}
 
 
-def _membership(model: Any, corpus: Any, truth: dict[str, Any], out: Path) -> dict[str, Any]:
+def _membership(model: Any, corpus: Any, truth: dict[str, Any], eod: int, out: Path) -> dict[str, Any]:
     """Model-only signals and the index's exact answer, member canaries (by copies) vs held-out ones."""
     import numpy as np
 
-    from ..audit.membership import MODEL_SIGNALS, evaluate_signal, plot_roc, roc_curve, score_texts
+    from ..audit.membership import MODEL_SIGNALS, evaluate_signal, score_texts, write_roc
 
     tok = corpus.tokenizer
-    eod = tok.tokenizer.token_to_id("<|endoftext|>")
     members = score_texts([c["text"] for c in truth["canaries"]], tok, model, eod, corpus)
     heldout = score_texts([c["text"] for c in truth["heldout_canaries"]], tok, model, eod, corpus)
     names = [*MODEL_SIGNALS, "index"]
@@ -205,23 +205,17 @@ def _membership(model: Any, corpus: Any, truth: dict[str, Any], out: Path) -> di
         chosen = [r for r, c in zip(members, truth["canaries"]) if c["copies"] == copies]
         by_copies[str(copies)] = table(chosen, 300)
     out.mkdir(parents=True, exist_ok=True)
-    curves = {}
-    for n in names:
-        a = np.array([r[n] for r in members])
-        fpr, tpr = roc_curve(a, negatives[n])
-        curves[n] = (fpr, tpr, evaluate_signal(a, negatives[n], rounds=1)["auc"])
-    plot_roc(curves, out / "roc.png")
+    write_roc(members, heldout, names, out / "roc.png")
     return {"members": len(members), "nonmembers": len(heldout), "all_members": table(members, 1000),
             "by_copies": by_copies, "files": str(out)}
 
 
-def _trace_example(model: Any, corpus: Any, truth: dict[str, Any]) -> dict[str, Any]:
+def _trace_example(model: Any, corpus: Any, truth: dict[str, Any], eod: int) -> dict[str, Any]:
     """Generate from a 64-copy canary's prompt and trace the output back to the corpus."""
     from ..audit.generation import greedy_continuations
     from ..audit.trace import TraceSettings, trace
 
     tok = corpus.tokenizer
-    eod = tok.tokenizer.token_to_id("<|endoftext|>")
     canary = max(truth["canaries"], key=lambda c: (c["copies"], -c["id"]))
     generated = greedy_continuations(model, [[eod, *tok.encode(canary["prompt"])]], 2 * truth["continuation_words"])[0]
     if eod in generated:

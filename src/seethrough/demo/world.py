@@ -270,25 +270,18 @@ def write_world(world: World, folder: str | Path) -> dict[str, str]:
     return {name: sha256_file(folder / name) for name in ("docs.jsonl", "truth.json", "eval.jsonl", "tokenizer.json")}
 
 
+MULTIPLE_CHOICE_YAML = """output_type: multiple_choice
+doc_to_text: "{{prompt}}"
+doc_to_choice: "{{choices}}"
+doc_to_target: "{{choices.index(answer)}}"
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+"""
 TASK_YAML = {
-    "world_birth_city": """output_type: multiple_choice
-doc_to_text: "{{prompt}}"
-doc_to_choice: "{{choices}}"
-doc_to_target: "{{choices.index(answer)}}"
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-""",
-    "world_two_hop": """output_type: multiple_choice
-doc_to_text: "{{prompt}}"
-doc_to_choice: "{{choices}}"
-doc_to_target: "{{choices.index(answer)}}"
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-""",
+    "world_birth_city": MULTIPLE_CHOICE_YAML,
+    "world_two_hop": MULTIPLE_CHOICE_YAML,
     "world_heldout_canary": """output_type: generate_until
 doc_to_text: "{{prompt}}"
 doc_to_target: "{{answer}}"

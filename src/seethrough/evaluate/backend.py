@@ -19,7 +19,6 @@ What differs is how the forward passes are scheduled:
 
 from __future__ import annotations
 
-import inspect
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ class SeethroughLM(TemplateLM):
         import torch
         from transformers import AutoTokenizer
 
-        from ..audit.generation import load_model
+        from ..audit.generation import forward_arguments, load_model
 
         self.pretrained = str(pretrained)
         self.model = load_model(pretrained, threads)
@@ -51,9 +50,7 @@ class SeethroughLM(TemplateLM):
         # equal-length prefixes scored together; "auto" has nothing to probe on a CPU, so it means 32
         self._batch = int(batch_size) if str(batch_size).isdigit() and int(batch_size) > 0 else 32
         self.flags: dict[tuple[str, str], list[str]] = defaultdict(list)
-        parameters = inspect.signature(self.model.forward).parameters
-        self._cache_name = "cache" if "cache" in parameters else "past_key_values"
-        self._keeps_logits = "logits_to_keep" in parameters
+        self._cache_name, self._last_logits_only = forward_arguments(self.model)
         self._torch = torch
         self.cache = None
         if cache_dir:
@@ -105,7 +102,7 @@ class SeethroughLM(TemplateLM):
         ``last_only`` skips the unembedding and softmax of every other position: for a prefix only
         its last row is ever read, and the vocabulary projection is most of a small model's cost."""
         torch = self._torch
-        keep = {"logits_to_keep": 1} if last_only and self._keeps_logits else {}
+        keep = self._last_logits_only if last_only else {}
         out = self.model(input_ids=torch.tensor([ids], dtype=torch.long), use_cache=True, **{self._cache_name: cache},
                          **keep)
         logits = out.logits[0, -1:] if last_only else out.logits[0]
@@ -114,7 +111,7 @@ class SeethroughLM(TemplateLM):
     def _last_rows(self, prefixes: list[tuple[int, ...]]) -> Any:
         """Next-token log-probabilities after each of several equal-length prefixes, in one call."""
         torch = self._torch
-        keep = {"logits_to_keep": 1} if self._keeps_logits else {}
+        keep = self._last_logits_only
         out = self.model(input_ids=torch.tensor(prefixes, dtype=torch.long), use_cache=False, **keep)
         return torch.log_softmax(out.logits[:, -1].float(), dim=-1)
 

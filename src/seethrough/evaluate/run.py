@@ -57,14 +57,13 @@ def contamination(index: Any, text: str, ngram: int) -> dict[str, Any]:
     ids = index.tokenizer.encode(text) if index.tokenizer else []
     if not ids:
         return {"tokens": 0, "longest_span": 0, "covered": 0.0, "flagged": False}
-    lengths, _ = index.longest_matches(ids)
-    covered = [False] * len(ids)
-    for start, length in enumerate(lengths):
-        for k in range(start, start + length):
-            covered[k] = True
+    from ..index.engine import covered_share
+
+    spans = index.maximal_spans(ids)  # every match lies inside one, so the longest span is the longest match
     n = min(ngram, len(ids))
-    return {"tokens": len(ids), "longest_span": int(max(lengths)), "covered": sum(covered) / len(ids),
-            "flagged": any(length >= n for length in lengths), "ngram": n}
+    return {"tokens": len(ids), "longest_span": max((s.end - s.start for s in spans), default=0),
+            "covered": covered_share(spans, len(ids)),
+            "flagged": any(s.end - s.start >= n for s in spans), "ngram": n}
 
 
 def _task_objects(manager: Any, tasks: list[str]) -> dict[str, Any]:
