@@ -94,7 +94,7 @@ def corpus_build(
     tokenizer: Annotated[Path, typer.Option("--tokenizer", help="tokenizer.json, or a model folder containing one.")],
     out: Annotated[Path, typer.Option("--out", help="Corpus folder to write.")],
     text_field: Annotated[str, typer.Option("--text-field", help="Field holding the text; other fields become metadata.")] = "text",
-    shard_tokens: Annotated[int, typer.Option("--shard-tokens", help="Tokens per shard (index build needs ~14 bytes of memory per token of a shard).")] = 500_000_000,
+    shard_tokens: Annotated[int, typer.Option("--shard-tokens", help="Tokens per shard (index build needs ~14 bytes of memory per token of a shard on one thread, ~30 on several).")] = 500_000_000,
     on_error: Annotated[str, typer.Option("--on-error", help="stop: a bad input line stops the build; skip: it is skipped and counted.")] = "stop",
     split: Annotated[str, typer.Option("--split", help="Split of a Hugging Face dataset.")] = "train",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing corpus at --out (atomically, once the new one is complete).")] = False,
@@ -168,6 +168,8 @@ def index_build(
     corpus: CorpusArg,
     memory: Annotated[Optional[str], typer.Option("--memory", help="Memory budget per shard, e.g. 8G (default: 80% of RAM).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild every shard, even those already indexed.")] = False,
+    threads: Annotated[Optional[int], typer.Option(
+        "--threads", help="Sorting threads per shard (default: one per core); the tables do not depend on it.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build the suffix arrays of a corpus (one per shard, resumable)."""
@@ -181,7 +183,7 @@ def index_build(
     with Progress(TextColumn("[bold]index build"), BarColumn(), TextColumn("{task.completed}/{task.total} shards"),
                   TimeElapsedColumn(), console=err, transient=as_json) as bar:
         task = bar.add_task("index", total=None)
-        manifest = build_index(corpus, memory=memory, force=force,
+        manifest = build_index(corpus, memory=memory, force=force, threads=threads,
                                progress=lambda p: bar.update(task, total=p.shards_total, completed=p.shards_done))
     seconds = time.perf_counter() - started
     size = sum(t["bytes"] for t in manifest["tables"].values())

@@ -2,7 +2,9 @@
 
 libdivsufsort (via pydivsufsort) sorts the shard's little-endian token file as bytes; keeping the
 offsets that fall on token boundaries gives exactly the table infini-gram's own indexer writes
-(same order, same pointer width ``ceil(log2(file bytes) / 8)``), so either engine reads it.
+(same order, same pointer width ``ceil(log2(file bytes) / 8)``), so either engine reads it. With
+several threads the file is sorted in parts that are then merged, with the same result
+(``suffix_sort``).
 
 Shards are built one after another. Each table is written under a temporary name and renamed, and
 ``index.json`` is rewritten after every shard, so an interrupted build keeps the finished shards
@@ -54,11 +56,17 @@ def parse_memory(text: str | int | None) -> int:
     return int(float(match.group(1)) * scale)
 
 
-def shard_memory_needed(file_bytes: int, width: int) -> int:
+def shard_memory_needed(file_bytes: int, width: int, threads: int = 1) -> int:
     """Peak bytes to sort one shard: the token file, the byte-level suffix array (4 or 8 bytes per
-    byte) and the packed table."""
+    byte), the packed table and, on several threads, the parts' positions and merge keys."""
     sa_entry = 4 if file_bytes < 2**31 else 8
-    return file_bytes * (1 + sa_entry) + (file_bytes // width) * pointer_bytes(file_bytes)
+    parallel = 16 * file_bytes // width if threads > 1 else 0  # per token: position and merge key
+    return int(file_bytes * (1 + sa_entry) + parallel) + (file_bytes // width) * pointer_bytes(file_bytes)
+
+
+def default_index_threads() -> int:
+    """One sorting thread per core this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @dataclass
@@ -100,12 +108,17 @@ def check_index(corpus: TokenCorpus, full: bool = False) -> dict[str, Any]:
 
 
 def build_index(corpus_path: str | Path, memory: str | int | None = None, force: bool = False,
-                progress: Callable[[IndexProgress], None] | None = None) -> dict[str, Any]:
-    """Build (or finish building) the suffix arrays of a seethrough corpus; returns ``index.json``."""
-    from pydivsufsort import divsufsort
+                progress: Callable[[IndexProgress], None] | None = None,
+                threads: int | None = None) -> dict[str, Any]:
+    """Build (or finish building) the suffix arrays of a seethrough corpus; returns ``index.json``.
 
-    from .kernels import pack_table
+    ``threads``: sorting threads per shard (default: one per core); the tables are the same for any number.
+    """
+    if threads is not None and threads < 1:
+        raise CorpusError(f"--threads {threads} must be at least 1")
+    from .suffix_sort import sort_suffixes
 
+    threads = threads or default_index_threads()
     corpus = open_token_corpus(corpus_path)
     if corpus.foreign:
         raise CorpusError(f"{corpus.path} is an infini-gram folder (read-only); its tables come from infini-gram")
@@ -130,22 +143,25 @@ def build_index(corpus_path: str | Path, memory: str | int | None = None, force:
             except CorpusError:
                 del tables[name]
         file_bytes = shard.positions * width
-        need = shard_memory_needed(file_bytes, width)
+        shard_threads = threads
+        if shard_memory_needed(file_bytes, width, threads) > budget:
+            shard_threads = 1  # the single sort needs less memory
+        need = shard_memory_needed(file_bytes, width, shard_threads)
         if need > budget:
             raise CorpusError(
                 f"shard {shard.number} needs about {need / 2**30:.1f} GiB to index, over --memory "
                 f"{budget / 2**30:.1f} GiB; raise --memory or rebuild the corpus with a smaller --shard-tokens"
             )
         data = np.fromfile(folder / f"tokenized.{shard.number}", dtype=np.uint8)
-        suffix_array = divsufsort(data)
-        del data
         ratio = pointer_bytes(file_bytes)
-        packed = np.empty(shard.positions * ratio, dtype=np.uint8)
-        kept = pack_table(suffix_array, packed, ratio, width)
-        del suffix_array
-        if kept != shard.positions:
-            raise CorpusError(f"shard {shard.number}: suffix sort kept {kept} of {shard.positions} positions; "
-                              "the token file is corrupted, rebuild the corpus")
+        if data.shape[0] != file_bytes:
+            raise CorpusError(f"shard {shard.number}: the token file has {data.shape[0]} bytes, the manifest says "
+                              f"{file_bytes}; the token file is corrupted, rebuild the corpus")
+        try:
+            packed = sort_suffixes(data, width, ratio, shard_threads)
+        except ValueError as error:
+            raise CorpusError(f"shard {shard.number}: {error}; the token file is corrupted, rebuild the corpus") from None
+        del data
         tmp = folder / f".{name}.tmp"
         packed.tofile(tmp)
         del packed

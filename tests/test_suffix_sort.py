@@ -1,0 +1,94 @@
+"""The multi-threaded suffix sort against a brute-force sort of the token-aligned suffixes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seethrough.index import suffix_sort
+from seethrough.index.build import pointer_bytes
+from seethrough.index.suffix_sort import sort_suffixes
+
+
+def _brute_table(data: np.ndarray, width: int, ratio: int) -> np.ndarray:
+    """Python's ``bytes`` ordering is the unsigned byte order with shorter-first: the definition."""
+    raw = data.tobytes()
+    order = sorted(range(0, len(raw), width), key=lambda p: raw[p:])
+    out = np.zeros(len(order) * ratio, dtype=np.uint8)
+    for rank, p in enumerate(order):
+        out[rank * ratio:(rank + 1) * ratio] = list(p.to_bytes(ratio, "little"))
+    return out
+
+
+def _token_file(tokens: list[int], dtype) -> np.ndarray:
+    return np.asarray(tokens, dtype=dtype).astype(np.dtype(dtype).newbyteorder("<")).view(np.uint8)
+
+
+def _documents(rng: np.random.Generator, count: int, vocab: int, separator: int) -> list[int]:
+    """infini-gram's stream: each document preceded by the separator; small vocabulary so that
+    suffixes share long prefixes, a few planted repeats and empty documents."""
+    planted = [list(rng.integers(0, vocab, size=rng.integers(5, 40))) for _ in range(4)]
+    stream: list[int] = []
+    for _ in range(count):
+        stream.append(separator)
+        kind = rng.integers(0, 5)
+        if kind == 0:
+            continue
+        if kind == 1:
+            stream += planted[rng.integers(0, len(planted))]
+        else:
+            stream += list(rng.integers(0, vocab, size=rng.integers(1, 60)))
+    return stream
+
+
+@pytest.mark.parametrize("dtype,width", [(np.uint16, 2), (np.uint32, 4)])
+@pytest.mark.parametrize("threads", [2, 3, 5])
+def test_parts_merged_equal_brute_force(dtype, width, threads):
+    rng = np.random.default_rng(threads * 10 + width)
+    separator = np.iinfo(dtype).max
+    data = _token_file(_documents(rng, 120, 6, separator), dtype)
+    ratio = pointer_bytes(data.shape[0])
+    got = sort_suffixes(data, width, ratio, threads, min_part=256, overlap=32)
+    assert np.array_equal(got, _brute_table(data, width, ratio))
+
+
+def test_repeat_across_a_cut_longer_than_the_overlap():
+    """Text before and after the cut is a copy of earlier text, longer than the overlap: the part
+    cannot be sorted on its own, and the answer must still be exact."""
+    rng = np.random.default_rng(7)
+    block = list(rng.integers(0, 4, size=300))
+    data = _token_file(block * 3, np.uint16)  # the cut, at token 450, lies inside the second copy
+    ratio = pointer_bytes(data.shape[0])
+    assert not suffix_sort._last_suffix_is_unique(data[:900 + 16], __import__("pydivsufsort").divsufsort(
+        data[:900 + 16]), 900 - 2)
+    got = sort_suffixes(data, 2, ratio, 2, min_part=256, overlap=16)
+    assert np.array_equal(got, _brute_table(data, 2, ratio))
+
+
+def test_part_check_detects_a_repeat_that_would_misorder():
+    """The uniqueness check itself: a part whose end repeats earlier text fails it, a part whose
+    end is new text passes."""
+    from pydivsufsort import divsufsort
+
+    repeated = np.array([1, 2, 3, 4, 9, 9, 1, 2, 3, 4], dtype=np.uint8)
+    assert not suffix_sort._last_suffix_is_unique(repeated, divsufsort(repeated), 6)
+    fresh = np.array([1, 2, 3, 4, 9, 9, 5, 6, 7, 8], dtype=np.uint8)
+    assert suffix_sort._last_suffix_is_unique(fresh, divsufsort(fresh), 6)
+
+
+def test_build_index_tables_do_not_depend_on_threads(word_corpus, tmp_path, monkeypatch):
+    """A whole multi-shard build on 3 threads writes the same table files as on one."""
+    import shutil
+
+    import seethrough
+
+    corpus, _, _ = word_corpus
+    copies = {}
+    for threads in (1, 3):
+        folder = tmp_path / f"threads-{threads}"
+        shutil.copytree(corpus.path, folder)
+        monkeypatch.setattr(suffix_sort, "MIN_PART_BYTES", 512)
+        seethrough.build_index(folder, force=True, threads=threads)
+        copies[threads] = {p.name: p.read_bytes() for p in sorted(folder.glob("table.*"))}
+    assert copies[1] and copies[1] == copies[3]
+    assert copies[1] == {p.name: p.read_bytes() for p in sorted(corpus.path.glob("table.*"))}
