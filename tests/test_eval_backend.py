@@ -99,12 +99,14 @@ def test_per_item_parity_with_lm_eval_hf(eval_setup, fewshot):
     from lm_eval.models.huggingface import HFLM
 
     from seethrough.evaluate.backend import SeethroughLM
+    from seethrough.evaluate.templates import compiled_templates
 
     model, tasks = eval_setup
     names = ["st_mc", "st_lastword", "st_gen"] + (["st_rolling"] if fewshot == 0 else [])
     ref = run_lmeval(HFLM(pretrained=str(model), device="cpu", batch_size=4, dtype="float32"), tasks, names, fewshot)
     ours_lm = SeethroughLM(pretrained=str(model))
-    ours = run_lmeval(ours_lm, tasks, names, fewshot)
+    with compiled_templates():  # as `seethrough eval` runs lm-eval: the prompts must not change
+        ours = run_lmeval(ours_lm, tasks, names, fewshot)
     for task in names:
         a, b = ref["samples"][task], ours["samples"][task]
         assert [s["doc_id"] for s in a] == [s["doc_id"] for s in b]
@@ -127,6 +129,28 @@ def test_per_item_parity_with_lm_eval_hf(eval_setup, fewshot):
                 else:
                     assert ours["results"][task][metric] == pytest.approx(value, rel=1e-4)
     assert not ours_lm.flags  # nothing ambiguous in these word-level tasks
+
+
+def test_compiled_templates_render_what_lm_eval_renders():
+    from lm_eval import utils as lm_utils
+
+    from seethrough.evaluate.templates import compiled_templates
+
+    original = lm_utils.apply_template
+    cases = [("{{prompt}}", {"prompt": "Ada was born in"}),
+             ("{{choices.index(answer)}}", {"choices": ["a", "b", "c"], "answer": "c"}),
+             ("Q: {{q | regex_replace('x+', 'y')}}\n", {"q": "axxb"}),
+             ("{{choices}}", {"choices": ["Paris", "Rome"]})]
+    expected = [original(t, d) for t, d in cases]
+    with compiled_templates():
+        assert lm_utils.apply_template is not original
+        got = [lm_utils.apply_template(t, d) for t, d in cases]
+        again = [lm_utils.apply_template(t, d) for t, d in cases]  # from the compiled cache
+        with compiled_templates():  # nested blocks leave the outer one in place
+            pass
+        assert lm_utils.apply_template is not original
+    assert got == expected == again == ["Ada was born in", "2", "Q: ayb\n", "['Paris', 'Rome']"]
+    assert lm_utils.apply_template is original
 
 
 def test_batch_invariance(eval_setup):

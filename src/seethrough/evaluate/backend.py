@@ -8,7 +8,9 @@ What differs is how the forward passes are scheduled:
 - Requests that share a model input prefix (the choices of a multiple-choice question, with or
   without few-shot examples) run the prefix once; each continuation then runs on the prefix's KV
   cache, which is cropped back afterwards.
-- Only prefixes of exactly equal length share a forward pass (no padding, ``batch_size`` of them;
+- Only prefixes of exactly equal length share a forward pass (no padding; ``batch_size`` of them,
+  or with ``auto`` as many as fit ``AUTO_TOKENS_PER_CALL`` tokens: short prompts need big batches
+  to keep the matrix units busy, 1.8x faster than 32 at a time for 8-token prompts measured here;
   continuations of one token need nothing more); everything else runs item by item. An item's
   scores therefore depend on nothing but the item, up to the float rounding of a batched matrix
   product (tested within 1e-6 between batch size 1 and 64, shuffled).
@@ -31,9 +33,11 @@ from lm_eval import utils as lm_utils
 @register_model("seethrough")
 class SeethroughLM(TemplateLM):
     _DEFAULT_MAX_LENGTH = 2048
+    AUTO_TOKENS_PER_CALL = 8192
+    AUTO_MAX_ROWS = 1024  # the last rows' log-probabilities are rows x vocabulary floats
 
     def __init__(self, pretrained: str, max_length: int | None = None, max_gen_toks: int = 256,
-                 threads: int | None = None, batch_size: int | str = 32, cache_dir: str | None = None,
+                 threads: int | None = None, batch_size: int | str = "auto", cache_dir: str | None = None,
                  **_: Any) -> None:
         super().__init__()
         import torch
@@ -47,9 +51,10 @@ class SeethroughLM(TemplateLM):
         self._max_length = max_length
         self.max_gen_toks = max_gen_toks
         self.batch_size = batch_size
-        # equal-length prefixes scored together; "auto" has nothing to probe on a CPU, so it means 32
-        self._batch = int(batch_size) if str(batch_size).isdigit() and int(batch_size) > 0 else 32
+        # equal-length prefixes scored together: a fixed count, or None for a token budget per call
+        self._batch = int(batch_size) if str(batch_size).isdigit() and int(batch_size) > 0 else None
         self.flags: dict[tuple[str, str], list[str]] = defaultdict(list)
+        self._encoded: dict[str, list[int]] | None = None  # strings encoded ahead, within loglikelihood()
         self._cache_name, self._last_logits_only = forward_arguments(self.model)
         self._torch = torch
         self.cache = None
@@ -81,7 +86,9 @@ class SeethroughLM(TemplateLM):
 
     def tok_encode(self, string: str, add_special_tokens: bool | None = None, left_truncate_len: int | None = None,
                    **_: Any) -> list[int]:
-        ids = self.tokenizer.encode(string, add_special_tokens=bool(add_special_tokens))
+        known = self._encoded.get(string) if self._encoded is not None and not add_special_tokens else None
+        ids = list(known) if known is not None else self.tokenizer.encode(string,
+                                                                           add_special_tokens=bool(add_special_tokens))
         return ids[-left_truncate_len:] if left_truncate_len else ids
 
     def tok_decode(self, tokens: list[int], skip_special_tokens: bool = True) -> str:
@@ -94,6 +101,24 @@ class SeethroughLM(TemplateLM):
         if self.tok_encode(context + continuation)[:len(context_enc)] != context_enc:
             self.flags[(context, continuation)].append("boundary_ambiguous")
         return context_enc, continuation_enc
+
+    def loglikelihood(self, requests: list, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        """lm-eval's own tokenization (``TemplateLM.loglikelihood``), with every distinct string
+        encoded once and in one batch first: the contexts of a multiple-choice item repeat per
+        choice, and the tokenizer's batch call runs in Rust, several strings at a time."""
+        strings: set[str] = set()
+        for context, continuation in (r.args for r in requests):
+            if context == "":
+                strings.add(continuation)
+            else:  # what _encode_pair encodes: the context without trailing whitespace, and the whole
+                strings.update((context.rstrip(), context + continuation))
+        unique = list(strings)
+        encoded = self.tokenizer(unique, add_special_tokens=False)["input_ids"] if unique else []
+        self._encoded = dict(zip(unique, encoded))
+        try:
+            return super().loglikelihood(requests, disable_tqdm=True)
+        finally:
+            self._encoded = None
 
     # ---- scoring ----------------------------------------------------------------------------------
     def _forward(self, ids: list[int], cache: Any, last_only: bool = False) -> tuple[Any, Any]:
@@ -147,8 +172,9 @@ class SeethroughLM(TemplateLM):
             by_length[len(prefix)].append(prefix)
         with torch.inference_mode():
             for prefixes in by_length.values():
-                for start in range(0, len(prefixes), self._batch):
-                    chunk = prefixes[start:start + self._batch]
+                per_call = self._batch or max(1, min(self.AUTO_MAX_ROWS, self.AUTO_TOKENS_PER_CALL // len(prefixes[0])))
+                for start in range(0, len(prefixes), per_call):
+                    chunk = prefixes[start:start + per_call]
                     rows = self._last_rows(chunk)
                     for row, prefix in zip(rows, chunk):
                         best = int(row.argmax())
@@ -239,4 +265,7 @@ def lm_eval_cli() -> None:
     """``seethrough-lm-eval``: lm-eval's own command line, with ``--model seethrough`` registered."""
     from lm_eval.__main__ import cli_evaluate
 
-    cli_evaluate()
+    from .templates import compiled_templates
+
+    with compiled_templates():
+        cli_evaluate()

@@ -95,7 +95,7 @@ def _numeric_metrics(sample: dict[str, Any], names: list[str]) -> dict[str, floa
 def evaluate_model(model_folder: str | Path, tasks: list[str], out: str | Path, include_path: str | Path | None = None,
                    num_fewshot: int | None = None, limit: int | None = None, corpus: Any = None, ngram: int = 13,
                    threads: int | None = None, extra_provenance: dict[str, Any] | None = None,
-                   seed: int = 0, batch_size: int | str = 32, cache_dir: str | Path | None = None) -> dict[str, Any]:
+                   seed: int = 0, batch_size: int | str = "auto", cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Evaluate one model folder; writes RESULTS and returns results.json's content."""
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     import lm_eval
@@ -104,6 +104,7 @@ def evaluate_model(model_folder: str | Path, tasks: list[str], out: str | Path, 
 
     from ..corpus.tokenizer import load_tokenizer
     from .backend import SeethroughLM, weights_sha256
+    from .templates import compiled_templates
 
     if not tasks:
         raise QueryError("--tasks is empty; name at least one lm-eval task")
@@ -116,7 +117,7 @@ def evaluate_model(model_folder: str | Path, tasks: list[str], out: str | Path, 
                          "the folder of their YAML files")
     lm = SeethroughLM(pretrained=str(model_folder), threads=threads, batch_size=batch_size,
                       cache_dir=str(cache_dir) if cache_dir else None)
-    with _quiet("lm_eval"):  # its per-task notices about default aggregations drown the output
+    with _quiet("lm_eval"), compiled_templates():  # quiet: its notices about default aggregations drown the output
         try:
             output = lm_eval.simple_evaluate(model=lm, tasks=tasks, num_fewshot=num_fewshot, limit=limit,
                                              log_samples=True, task_manager=manager, random_seed=seed,
