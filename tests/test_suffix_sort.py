@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seethrough.index import suffix_sort
+from seethrough.index import suffix_merge, suffix_sort
 from seethrough.index.build import pointer_bytes
 from seethrough.index.suffix_sort import sort_suffixes
 
@@ -41,15 +41,50 @@ def _documents(rng: np.random.Generator, count: int, vocab: int, separator: int)
     return stream
 
 
-@pytest.mark.parametrize("dtype,width", [(np.uint16, 2), (np.uint32, 4)])
-@pytest.mark.parametrize("threads", [2, 3, 5])
-def test_parts_merged_equal_brute_force(dtype, width, threads):
+@pytest.mark.parametrize("dtype,width,encoded", [(np.uint16, 2, True), (np.uint16, 2, False), (np.uint32, 4, False)])
+@pytest.mark.parametrize("threads", [1, 2, 3, 5])
+def test_parts_merged_equal_brute_force(dtype, width, encoded, threads):
     rng = np.random.default_rng(threads * 10 + width)
     separator = np.iinfo(dtype).max
-    data = _token_file(_documents(rng, 120, 6, separator), dtype)
+    # ids spread over the whole 16-bit range (low and high bytes both vary) and a few frequent ones
+    vocab = rng.choice(np.arange(1, 65535), size=700, replace=False)
+    stream = [int(vocab[t % 700]) if t != separator else t for t in _documents(rng, 120, 6, separator)]
+    stream = [t if t == separator or rng.random() < 0.5 else int(rng.choice(vocab)) for t in stream]
+    data = _token_file(stream, dtype)
     ratio = pointer_bytes(data.shape[0])
-    got = sort_suffixes(data, width, ratio, threads, min_part=256, overlap=32)
+    got = sort_suffixes(data, width, ratio, threads, min_part=256, overlap=32, encoded=encoded, min_parallel=0)
     assert np.array_equal(got, _brute_table(data, width, ratio))
+
+
+@pytest.mark.parametrize("present", [3, 300, 5000, 65536])
+def test_token_code_is_prefix_free_and_keeps_infinigram_order(present):
+    """Encoded token sequences compare, byte by byte, as the little-endian token files do."""
+    from seethrough.index.token_code import encode_tokens, token_code
+
+    rng = np.random.default_rng(present)
+    ids = np.sort(rng.choice(65536, size=present, replace=False))
+    counts = np.zeros(65536, dtype=np.int64)
+    counts[ids] = rng.zipf(1.3, size=present)
+    code = token_code(counts)
+    assert set(np.flatnonzero(code.length).tolist()) == set(ids.tolist())
+    codes = {int(t): bytes([code.first[t]] + ([code.second[t]] if code.length[t] == 2 else [])) for t in ids}
+    assert len(set(codes.values())) == present
+    singles = {c[0] for c in codes.values() if len(c) == 1}
+    assert not singles & {c[0] for c in codes.values() if len(c) == 2}  # prefix-free
+    assert len({c[0] for c in codes.values()}) <= 256
+    if present <= 256:
+        assert code.singles == present  # everything fits in one byte
+    sequences = [list(rng.choice(ids, size=rng.integers(0, 6))) for _ in range(300)]
+    for x, y in zip(sequences, sequences[1:]):
+        raw = [np.asarray(s, dtype="<u2").tobytes() for s in (x, y)]
+        tokens = np.asarray(x + y, dtype=np.uint16)
+        enc = [bytes(encode_tokens(code, tokens[lo:hi])[0]) for lo, hi in ((0, len(x)), (len(x), len(x) + len(y)))]
+        assert (raw[0] < raw[1]) == (enc[0] < enc[1]) and (raw[0] == raw[1]) == (enc[0] == enc[1])
+    heavy = int(ids[np.argmax(counts[ids])])
+    if present == 65536:
+        assert code.singles == 0  # 256 groups of 256 take every byte value
+    else:
+        assert code.length[heavy] == 1  # the most frequent token is always a single
 
 
 def test_repeat_across_a_cut_longer_than_the_overlap():
@@ -59,9 +94,9 @@ def test_repeat_across_a_cut_longer_than_the_overlap():
     block = list(rng.integers(0, 4, size=300))
     data = _token_file(block * 3, np.uint16)  # the cut, at token 450, lies inside the second copy
     ratio = pointer_bytes(data.shape[0])
-    assert not suffix_sort._last_suffix_is_unique(data[:900 + 16], __import__("pydivsufsort").divsufsort(
+    assert not suffix_merge._last_suffix_is_unique(data[:900 + 16], __import__("pydivsufsort").divsufsort(
         data[:900 + 16]), 900 - 2)
-    got = sort_suffixes(data, 2, ratio, 2, min_part=256, overlap=16)
+    got = sort_suffixes(data, 2, ratio, 2, min_part=256, overlap=16, min_parallel=0)
     assert np.array_equal(got, _brute_table(data, 2, ratio))
 
 
@@ -71,9 +106,9 @@ def test_part_check_detects_a_repeat_that_would_misorder():
     from pydivsufsort import divsufsort
 
     repeated = np.array([1, 2, 3, 4, 9, 9, 1, 2, 3, 4], dtype=np.uint8)
-    assert not suffix_sort._last_suffix_is_unique(repeated, divsufsort(repeated), 6)
+    assert not suffix_merge._last_suffix_is_unique(repeated, divsufsort(repeated), 6)
     fresh = np.array([1, 2, 3, 4, 9, 9, 5, 6, 7, 8], dtype=np.uint8)
-    assert suffix_sort._last_suffix_is_unique(fresh, divsufsort(fresh), 6)
+    assert suffix_merge._last_suffix_is_unique(fresh, divsufsort(fresh), 6)
 
 
 def test_build_index_tables_do_not_depend_on_threads(word_corpus, tmp_path, monkeypatch):
@@ -87,7 +122,8 @@ def test_build_index_tables_do_not_depend_on_threads(word_corpus, tmp_path, monk
     for threads in (1, 3):
         folder = tmp_path / f"threads-{threads}"
         shutil.copytree(corpus.path, folder)
-        monkeypatch.setattr(suffix_sort, "MIN_PART_BYTES", 512)
+        monkeypatch.setattr(suffix_sort, "MIN_PARALLEL_BYTES", 0)
+        monkeypatch.setattr(suffix_merge, "MIN_PART_BYTES", 512)
         seethrough.build_index(folder, force=True, threads=threads)
         copies[threads] = {p.name: p.read_bytes() for p in sorted(folder.glob("table.*"))}
     assert copies[1] and copies[1] == copies[3]

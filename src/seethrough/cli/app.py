@@ -94,7 +94,7 @@ def corpus_build(
     tokenizer: Annotated[Path, typer.Option("--tokenizer", help="tokenizer.json, or a model folder containing one.")],
     out: Annotated[Path, typer.Option("--out", help="Corpus folder to write.")],
     text_field: Annotated[str, typer.Option("--text-field", help="Field holding the text; other fields become metadata.")] = "text",
-    shard_tokens: Annotated[int, typer.Option("--shard-tokens", help="Tokens per shard (index build needs ~14 bytes of memory per token of a shard on one thread, ~30 on several).")] = 500_000_000,
+    shard_tokens: Annotated[int, typer.Option("--shard-tokens", help="Tokens per shard (index build needs up to ~32 bytes of memory per token of a shard, 48 on several threads).")] = 500_000_000,
     on_error: Annotated[str, typer.Option("--on-error", help="stop: a bad input line stops the build; skip: it is skipped and counted.")] = "stop",
     split: Annotated[str, typer.Option("--split", help="Split of a Hugging Face dataset.")] = "train",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing corpus at --out (atomically, once the new one is complete).")] = False,

@@ -36,8 +36,8 @@ class CorpusBuildConfig:
     """Field (JSON lines) or column (Parquet, datasets) holding the document text; other fields become metadata."""
     shard_tokens: int = 500_000_000
     """Start a new shard once a shard holds this many tokens (documents are never split). Index build
-    needs about 14 bytes of memory per token of the largest shard on one thread, about 30 on several
-    (it falls back to one thread when ``--memory`` is too small for several)."""
+    needs up to about 32 bytes of memory per token of the largest shard (48 to sort it on several
+    threads, 22 for the plainest sort; it takes the fastest way that fits ``--memory``)."""
     on_error: OnError = "stop"
     """What to do with an unreadable input line: stop the build (`stop`) or skip it and count it (`skip`)."""
     split: str = "train"

@@ -56,12 +56,20 @@ def parse_memory(text: str | int | None) -> int:
     return int(float(match.group(1)) * scale)
 
 
-def shard_memory_needed(file_bytes: int, width: int, threads: int = 1) -> int:
-    """Peak bytes to sort one shard: the token file, the byte-level suffix array (4 or 8 bytes per
-    byte), the packed table and, on several threads, the parts' positions and merge keys."""
+def shard_memory_needed(file_bytes: int, width: int, threads: int = 1, encoded: bool = True) -> int:
+    """Peak bytes to sort one shard (upper bounds; see ``suffix_sort``): the token file, what is
+    sorted (the file, or its encoding of at most ``file_bytes`` bytes), its suffix array (4 or 8
+    bytes per byte sorted) and the token each entry stands for, the packed table, and on several
+    threads the parts' positions and merge keys (16 bytes per token)."""
     sa_entry = 4 if file_bytes < 2**31 else 8
-    parallel = 16 * file_bytes // width if threads > 1 else 0  # per token: position and merge key
-    return int(file_bytes * (1 + sa_entry) + parallel) + (file_bytes // width) * pointer_bytes(file_bytes)
+    table = (file_bytes // width) * pointer_bytes(file_bytes)
+    if encoded and width == 2:
+        need = file_bytes * (2 + 3 * sa_entry)
+    else:
+        need = file_bytes * (5 + sa_entry)
+    if threads > 1:
+        need += 16 * file_bytes // width
+    return need + table
 
 
 def default_index_threads() -> int:
@@ -143,10 +151,11 @@ def build_index(corpus_path: str | Path, memory: str | int | None = None, force:
             except CorpusError:
                 del tables[name]
         file_bytes = shard.positions * width
-        shard_threads = threads
-        if shard_memory_needed(file_bytes, width, threads) > budget:
-            shard_threads = 1  # the single sort needs less memory
-        need = shard_memory_needed(file_bytes, width, shard_threads)
+        # the fastest way that fits the budget: parts on every thread, one encoded sort, one raw sort
+        ways = [(threads, True), (1, True), (1, False)] if threads > 1 else [(1, True), (1, False)]
+        fitting = [w for w in ways if shard_memory_needed(file_bytes, width, *w) <= budget]
+        shard_threads, encoded = fitting[0] if fitting else ways[-1]
+        need = shard_memory_needed(file_bytes, width, shard_threads, encoded)
         if need > budget:
             raise CorpusError(
                 f"shard {shard.number} needs about {need / 2**30:.1f} GiB to index, over --memory "
@@ -158,7 +167,7 @@ def build_index(corpus_path: str | Path, memory: str | int | None = None, force:
             raise CorpusError(f"shard {shard.number}: the token file has {data.shape[0]} bytes, the manifest says "
                               f"{file_bytes}; the token file is corrupted, rebuild the corpus")
         try:
-            packed = sort_suffixes(data, width, ratio, shard_threads)
+            packed = sort_suffixes(data, width, ratio, shard_threads, encoded=encoded)
         except ValueError as error:
             raise CorpusError(f"shard {shard.number}: {error}; the token file is corrupted, rebuild the corpus") from None
         del data

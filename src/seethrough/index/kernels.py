@@ -248,21 +248,6 @@ def _range_one(tokens, table, ratio, width, key, depth, lo, hi):
 
 
 @njit(cache=True)
-def pack_table(sa_bytes, out, ratio, width):
-    """Keep the token-aligned byte offsets (multiples of ``width``) of a byte-level suffix array, in
-    order, and store each in ``ratio`` little-endian bytes: infini-gram's ``table`` file, byte for byte."""
-    j = 0
-    for i in range(sa_bytes.shape[0]):
-        v = np.int64(sa_bytes[i])
-        if v % width == 0:
-            base = j * ratio
-            for b in range(ratio):
-                out[base + b] = (v >> (8 * b)) & 0xFF
-            j += 1
-    return j
-
-
-@njit(cache=True)
 def count_ids(tokens, table, ratio, width, ids):
     """Occurrences of one query given as token ids (the single-query fast path: one compiled call)."""
     keys = np.empty(ids.shape[0], dtype=np.int64)

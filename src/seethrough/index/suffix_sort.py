@@ -1,230 +1,78 @@
-"""The suffix array of one shard, sorted on several cores, exactly as one ``divsufsort`` call would.
+"""The suffix array of one shard in infini-gram's ``table`` format, as one ``divsufsort`` of the
+token file gives it (same order, byte for byte), but faster.
 
-libdivsufsort is single-threaded and the sort is nearly all of an index build (92% at 50M tokens).
-So the token file is cut into one part per thread; each part is sorted by its own ``divsufsort``
-call (ctypes releases the GIL, so threads run them side by side) and the sorted parts are merged
-by comparing suffixes on the whole file. Each thread merges one slice of the output, cut at
-splitters found by binary search, and writes infini-gram's packed ``table`` bytes directly.
+Two things make it faster:
 
-Why the result is exact. A part's suffixes are compared inside that part only, i.e. cut at its
-end. The last part is the file's tail, so its order is the true one. Every other part is sorted
-with ``overlap`` bytes of the next part appended, and two of its suffixes can be misordered only
-if the one that ends first is a prefix of the other, i.e. if some suffix's remaining text (at
-least ``overlap`` bytes) occurs again in the extended part. If any suffix is affected then the
-part's last token-aligned suffix is too (shift both occurrences right), so checking that one
-suffix against its successor in the part's byte suffix array decides it. Parts that fail the check
-(a repeat longer than ``overlap`` across a cut) make the whole shard fall back to one ``divsufsort``.
-The merge compares the first 8 bytes of two suffixes as one integer (gathered once per suffix, in
-parallel) and reads the file only when those are equal.
+- 16-bit tokens are sorted through an order-preserving byte code (``token_code``): the frequent
+  tokens take one byte, so fewer bytes are sorted and no odd byte offset needs sorting at all.
+  On the Zipf-distributed benchmark corpus ``divsufsort`` takes half the time.
+- Large shards are cut into one part per thread, sorted side by side and merged exactly
+  (``suffix_merge``, numba). Small shards are sorted whole with numpy only: loading numba and its
+  runtime costs about a second, more than a small shard's sort.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
-from numba import njit
 
-# Small parts cost more in thread start-up and merging than they save in sorting.
-MIN_PART_BYTES = 1 << 20
-OVERLAP_BYTES = 1 << 20
+# Below this many bytes a shard is sorted whole: the parts' merge (and numba's start-up) cost more.
+MIN_PARALLEL_BYTES = 64 << 20
 
 
-def sort_suffixes(data: np.ndarray, width: int, ratio: int, threads: int, *,
-                  min_part: int | None = None, overlap: int | None = None) -> np.ndarray:
-    """The packed table (``ratio`` little-endian bytes per token-aligned suffix, infini-gram's byte
-    order) of the token file ``data`` (uint8), sorted on up to ``threads`` threads.
+def sort_suffixes(data: np.ndarray, width: int, ratio: int, threads: int, *, encoded: bool = True,
+                  min_parallel: int | None = None, min_part: int | None = None,
+                  overlap: int | None = None) -> np.ndarray:
+    """The packed table (``ratio`` little-endian bytes per token-aligned suffix) of the token file
+    ``data`` (uint8, ``width`` bytes per token), sorted on up to ``threads`` threads.
 
-    ``min_part`` and ``overlap`` (bytes) exist for tests, which exercise the cuts on small files."""
+    ``encoded=False`` sorts the raw bytes (the reference order the tests compare against);
+    ``min_parallel``, ``min_part`` and ``overlap`` (bytes) exist for tests of the parallel path."""
+    from .token_code import token_code
+
+    count = data.shape[0] // width
+    if count == 0:
+        return np.empty(0, dtype=np.uint8)
+    tokens = data.view(np.uint16 if width == 2 else np.uint32) if width in (2, 4) else data
+    code = token_code(np.bincount(tokens, minlength=1 << 16)) if encoded and width == 2 else None
+    min_parallel = MIN_PARALLEL_BYTES if min_parallel is None else min_parallel
+    if threads > 1 and data.shape[0] >= min_parallel:
+        from .suffix_merge import sort_in_parts
+
+        table = sort_in_parts(data, tokens, width, ratio, code, threads, min_part=min_part, overlap=overlap)
+        if table is not None:
+            return table
+    return pack_positions(sort_whole(data, tokens, width, code), ratio)
+
+
+def sort_whole(data: np.ndarray, tokens: np.ndarray, width: int, code) -> np.ndarray:
+    """Byte offsets of the token-aligned suffixes in order (an integer array), from one ``divsufsort`` call."""
     from pydivsufsort import divsufsort
 
-    min_part = MIN_PART_BYTES if min_part is None else min_part
-    overlap = OVERLAP_BYTES if overlap is None else overlap
-    n = data.shape[0]
-    parts = max(1, min(threads, n // max(1, min_part)))
-    if parts == 1:
-        return _pack_single(divsufsort(data), n // width, width, ratio)
-    cuts = [(n * k // parts) // width * width for k in range(parts + 1)]
-    tokens = data.view(np.uint16 if width == 2 else np.uint32) if width in (2, 4) else data
-    bounds = np.array([cut // width for cut in cuts], dtype=np.int64)  # part k's suffixes: [bounds[k], bounds[k+1])
-    positions = np.empty(n // width, dtype=np.int64)
-    keys = np.empty(n // width, dtype=np.uint64)
+    count = tokens.shape[0]
+    if code is None:
+        suffixes = divsufsort(data)
+        positions = suffixes[suffixes % width == 0]
+    else:
+        from .token_code import encode_tokens
 
-    def sort_part(k: int) -> bool:
-        start, end = cuts[k], cuts[k + 1]
-        stop = n if k == parts - 1 else min(n, end + overlap)
-        suffixes = divsufsort(data[start:stop])
-        if k < parts - 1 and not _last_suffix_is_unique(data[start:stop], suffixes, end - start - width):
-            return False
-        mine = positions[bounds[k]:bounds[k + 1]]
-        kept = _keep_part(suffixes, start, end - start, width, mine)
-        del suffixes
-        if kept != mine.shape[0]:
-            raise ValueError(f"suffix sort kept {kept} of {mine.shape[0]} positions")
-        _gather_keys(data, tokens, width, mine, keys[bounds[k]:bounds[k + 1]])
-        return True
-
-    with ThreadPoolExecutor(max_workers=parts) as pool:
-        if not all(list(pool.map(sort_part, range(parts)))):
-            del positions, keys
-            return _pack_single(divsufsort(data), n // width, width, ratio)
-        slices = _output_slices(data, positions, bounds, threads)
-        out = np.empty(positions.shape[0] * ratio, dtype=np.uint8)
-
-        def merge_slice(j: int) -> None:
-            _merge(data, positions, keys, slices[j], slices[j + 1], out, int(slices[j].sum() - bounds[:-1].sum()),
-                   ratio)
-
-        list(pool.map(merge_slice, range(len(slices) - 1)))
-    return out
+        text, starts = encode_tokens(code, tokens)
+        token_at = np.full(text.shape[0], -1, dtype=np.int32 if count < 2**31 else np.int64)
+        token_at[starts] = np.arange(count, dtype=token_at.dtype)
+        del starts
+        suffixes = divsufsort(text)
+        del text
+        tokens_in_order = token_at[suffixes]
+        del token_at, suffixes
+        positions = np.compress(tokens_in_order >= 0, tokens_in_order).astype(np.uint64)
+        positions *= np.uint64(width)
+    if positions.shape[0] != count:
+        raise ValueError(f"suffix sort kept {positions.shape[0]} of {count} positions")
+    return positions
 
 
-def _pack_single(suffixes: np.ndarray, count: int, width: int, ratio: int) -> np.ndarray:
-    from .kernels import pack_table
-
-    out = np.empty(count * ratio, dtype=np.uint8)
-    kept = pack_table(suffixes, out, ratio, width)
-    if kept != count:
-        raise ValueError(f"suffix sort kept {kept} of {count} positions")
-    return out
-
-
-def _output_slices(data: np.ndarray, positions: np.ndarray, bounds: np.ndarray, threads: int) -> list[np.ndarray]:
-    """Per output slice, the index in every part where it begins: slice j starts at the suffix at
-    quantile j/threads of part 0, and in each other part at the first suffix greater than it."""
-    parts = bounds.shape[0] - 1
-    slices = [bounds[:-1].copy()]
-    first = bounds[1] - bounds[0]
-    for j in range(1, threads):
-        pivot = positions[bounds[0] + first * j // threads]
-        starts = np.empty(parts, dtype=np.int64)
-        for k in range(parts):
-            starts[k] = bounds[0] + first * j // threads if k == 0 else \
-                _count_below(data, positions, bounds[k], bounds[k + 1], pivot)
-        slices.append(starts)
-    slices.append(bounds[1:].copy())
-    return slices
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _less(data, a, b, skip):
-    """Whether the suffix at byte ``a`` sorts before the one at ``b`` (a != b), given that their
-    first ``skip`` bytes are equal: bytes compared as unsigned, a suffix that ends first is smaller."""
-    n = data.shape[0]
-    i, j = a + skip, b + skip
-    while i < n and j < n:
-        if data[i] != data[j]:
-            return data[i] < data[j]
-        i += 1
-        j += 1
-    return i == n
-
-
-@njit(cache=True, nogil=True)
-def _count_below(data, positions, lo, hi, pivot):
-    """First index in ``positions[lo:hi]`` (sorted) whose suffix is not before ``pivot``'s."""
-    a, b = lo, hi
-    while a < b:
-        mid = (a + b) >> 1
-        if _less(data, positions[mid], pivot, 0):
-            a = mid + 1
-        else:
-            b = mid
-    return a
-
-
-@njit(cache=True, nogil=True)
-def _last_suffix_is_unique(part, suffixes, last):
-    """False when the part's text from ``last`` on also starts another suffix of the part (then
-    cutting the part there could misorder suffixes; see the module docstring)."""
-    n = part.shape[0]
-    rank = -1
-    for i in range(suffixes.shape[0]):
-        if suffixes[i] == last:
-            rank = i
-            break
-    if rank == -1 or rank + 1 == suffixes.shape[0]:
-        return True
-    other = np.int64(suffixes[rank + 1])
-    length = n - last
-    if n - other < length:
-        return True
-    for k in range(length):
-        if part[last + k] != part[other + k]:
-            return True
-    return False
-
-
-@njit(cache=True, nogil=True)
-def _keep_part(suffixes, start, limit, width, positions):
-    """The part's token-aligned suffixes that begin before ``limit``, as byte offsets into the file."""
-    j = 0
-    for i in range(suffixes.shape[0]):
-        v = np.int64(suffixes[i])
-        if v % width == 0 and v < limit:
-            positions[j] = v + start
-            j += 1
-    return j
-
-
-@njit(cache=True, nogil=True)
-def _gather_keys(data, tokens, width, positions, keys):
-    """The first 8 bytes of each suffix as one big-endian integer (zero past the end of the file).
-
-    A separate loop with one cache miss per iteration and nothing else: the processor keeps many
-    of these random reads in flight, which it cannot inside the filtering loop."""
-    n = data.shape[0]
-    for j in range(positions.shape[0]):
-        p = positions[j]
-        if p + 8 <= n and width == 2:
-            t = p >> 1
-            key = np.uint64(0)
-            for k in range(4):
-                v = np.uint64(tokens[t + k])
-                key = (key << np.uint64(16)) | ((v & np.uint64(0xFF)) << np.uint64(8)) | (v >> np.uint64(8))
-        elif p + 8 <= n and width == 4:
-            t = p >> 2
-            key = np.uint64(0)
-            for k in range(2):
-                v = np.uint64(tokens[t + k])
-                swapped = ((v & np.uint64(0xFF)) << np.uint64(24)) | ((v & np.uint64(0xFF00)) << np.uint64(8)) \
-                    | ((v >> np.uint64(8)) & np.uint64(0xFF00)) | (v >> np.uint64(24))
-                key = (key << np.uint64(32)) | swapped
-        else:
-            key = np.uint64(0)
-            for b in range(8):
-                byte = np.uint64(data[p + b]) if p + b < n else np.uint64(0)
-                key = (key << np.uint64(8)) | byte
-        keys[j] = key
-
-
-@njit(cache=True, nogil=True)
-def _merge(data, positions, keys, begin, end, out, rank, ratio):
-    """Merge ``positions[begin[k]:end[k]]`` of every part into ``out`` from ``rank`` on, packed."""
-    parts = begin.shape[0]
-    n = data.shape[0]
-    head = begin.copy()
-    while True:
-        best = -1
-        for k in range(parts):
-            if head[k] < end[k]:
-                if best == -1:
-                    best = k
-                else:
-                    a, b = keys[head[k]], keys[head[best]]
-                    if a < b:
-                        best = k
-                    elif a == b:
-                        pa, pb = positions[head[k]], positions[head[best]]
-                        # equal keys: the first 8 bytes agree unless a suffix ends inside them
-                        skip = 8 if max(pa, pb) + 8 <= n else 0
-                        if _less(data, pa, pb, skip):
-                            best = k
-        if best == -1:
-            return
-        v = positions[head[best]]
-        base = rank * ratio
-        for b in range(ratio):
-            out[base + b] = (v >> (8 * b)) & 0xFF
-        head[best] += 1
-        rank += 1
+def pack_positions(positions: np.ndarray, ratio: int) -> np.ndarray:
+    """``ratio`` little-endian bytes per position, one after another: infini-gram's ``table``."""
+    if ratio == 4:
+        return positions.astype("<u4").view(np.uint8)
+    wide = positions.astype("<u8").view(np.uint8).reshape(-1, 8)
+    return np.ascontiguousarray(wide[:, :ratio]).reshape(-1)
