@@ -239,8 +239,8 @@ class IndexedCorpus:
 
     def _encode_batch(self, queries: Sequence[Query]) -> tuple[np.ndarray, np.ndarray]:
         """All queries as one flat id array plus lengths; lists of ints are checked in one pass."""
-        if all(isinstance(q, list) for q in queries):
-            lengths = np.fromiter((len(q) for q in queries), dtype=np.int64, count=len(queries))
+        if set(map(type, queries)) == {list}:  # map/set iterate in C: thousands of queries per call
+            lengths = np.fromiter(map(len, queries), dtype=np.int64, count=len(queries))
             try:
                 flat = np.fromiter(chain.from_iterable(queries), dtype=np.int64, count=int(lengths.sum()))
             except (TypeError, ValueError):

@@ -56,22 +56,39 @@ def _compare(tokens, width, pos, keys, start, length):
 
 @njit(cache=True)
 def _range(tokens, table, ratio, width, keys, start, length, lo, hi):
-    """SA rank range [first, last) of suffixes that start with the query, searched within [lo, hi)."""
+    """SA rank range [first, last) of suffixes that start with the query, searched within [lo, hi).
+
+    One search narrows [a, b) until it lands on a match; only then does it split into the lower
+    and upper bound searches, each over what is left. A query that does not occur costs one
+    search instead of two, and the two bounds share the path down to the first match."""
     a, b = lo, hi
-    while a < b:  # first rank whose suffix is >= query
+    while a < b:
         mid = (a + b) >> 1
-        if _compare(tokens, width, _position(table, ratio, width, mid), keys, start, length) < 0:
+        c = _compare(tokens, width, _position(table, ratio, width, mid), keys, start, length)
+        if c < 0:
             a = mid + 1
-        else:
+        elif c > 0:
             b = mid
+        else:
+            break
+    if a >= b:
+        return a, a
+    top = b
+    b = mid  # first rank whose suffix is >= query: in [a, mid]
+    while a < b:
+        m = (a + b) >> 1
+        if _compare(tokens, width, _position(table, ratio, width, m), keys, start, length) < 0:
+            a = m + 1
+        else:
+            b = m
     first = a
-    b = hi
-    while a < b:  # first rank whose suffix is > query (does not start with it)
-        mid = (a + b) >> 1
-        if _compare(tokens, width, _position(table, ratio, width, mid), keys, start, length) <= 0:
-            a = mid + 1
+    a, b = mid + 1, top  # first rank whose suffix is > query: in [mid + 1, top]
+    while a < b:
+        m = (a + b) >> 1
+        if _compare(tokens, width, _position(table, ratio, width, m), keys, start, length) <= 0:
+            a = m + 1
         else:
-            b = mid
+            b = m
     return first, a
 
 
