@@ -75,7 +75,7 @@ def token_code(counts: np.ndarray) -> TokenCode:
             value += 1
         place = single + 1
     if value > _VALUES:
-        raise AssertionError(f"token code used {value} byte values")
+        raise RuntimeError(f"token code used {value} byte values, over {_VALUES} (a bug in token_code)")
     return TokenCode(length, first, second, len(singles))
 
 
