@@ -41,7 +41,8 @@ def _documents(rng: np.random.Generator, count: int, vocab: int, separator: int)
     return stream
 
 
-@pytest.mark.parametrize("dtype,width,encoded", [(np.uint16, 2, True), (np.uint16, 2, False), (np.uint32, 4, False)])
+@pytest.mark.parametrize("dtype,width,encoded", [(np.uint16, 2, True), (np.uint16, 2, False), (np.uint32, 4, True),
+                                                 (np.uint32, 4, False)])
 @pytest.mark.parametrize("threads", [1, 2, 3, 5])
 def test_parts_merged_equal_brute_force(dtype, width, encoded, threads):
     rng = np.random.default_rng(threads * 10 + width)
@@ -56,35 +57,68 @@ def test_parts_merged_equal_brute_force(dtype, width, encoded, threads):
     assert np.array_equal(got, _brute_table(data, width, ratio))
 
 
-@pytest.mark.parametrize("present", [3, 300, 5000, 65536])
-def test_token_code_is_prefix_free_and_keeps_infinigram_order(present):
+@pytest.mark.parametrize("present,width", [(3, 2), (300, 2), (5000, 2), (65536, 2), (300, 4), (70000, 4)])
+def test_token_code_is_prefix_free_and_keeps_infinigram_order(present, width):
     """Encoded token sequences compare, byte by byte, as the little-endian token files do."""
     from seethrough.index.token_code import encode_tokens, token_code
 
-    rng = np.random.default_rng(present)
-    ids = np.sort(rng.choice(65536, size=present, replace=False))
-    counts = np.zeros(65536, dtype=np.int64)
-    counts[ids] = rng.zipf(1.3, size=present)
-    code = token_code(counts)
-    assert set(np.flatnonzero(code.length).tolist()) == set(ids.tolist())
-    codes = {int(t): bytes([code.first[t]] + ([code.second[t]] if code.length[t] == 2 else [])) for t in ids}
-    assert len(set(codes.values())) == present
-    singles = {c[0] for c in codes.values() if len(c) == 1}
-    assert not singles & {c[0] for c in codes.values() if len(c) == 2}  # prefix-free
+    rng = np.random.default_rng(present + width)
+    dtype = np.uint16 if width == 2 else np.uint32
+    pool = 65536 if width == 2 else 1 << 20
+    ids = np.sort(rng.choice(pool, size=present, replace=False)).astype(dtype)
+    if width == 4:
+        ids[-1] = np.iinfo(np.uint32).max  # the separator, whose key is the largest of all
+    counts = rng.zipf(1.3, size=present).clip(max=1000)
+    heavy = int(ids[rng.integers(present)])
+    counts[ids == heavy] = 5000  # one clear most frequent token
+    shard = np.repeat(ids, counts)
+    code = token_code(shard, width)
+    codes = {}
+    for t in ids.tolist():
+        looked = min(t, code.clip)
+        size = int(code.length[looked])
+        codes[t] = bytes([code.first[looked], code.second[looked], code.third[looked]][:size])
+    assert all(codes.values()) and len(set(codes.values())) == present
+    by_length = {n: {c[0] for c in codes.values() if len(c) == n} for n in (1, 2, 3)}
+    assert not (by_length[1] & by_length[2] or by_length[1] & by_length[3] or by_length[2] & by_length[3])
     assert len({c[0] for c in codes.values()}) <= 256
     if present <= 256:
         assert code.singles == present  # everything fits in one byte
+    if present > 65536:
+        assert by_length[3] and by_length[2]  # too many for two bytes each, and the frequent ones get two
     sequences = [list(rng.choice(ids, size=rng.integers(0, 6))) for _ in range(300)]
     for x, y in zip(sequences, sequences[1:]):
-        raw = [np.asarray(s, dtype="<u2").tobytes() for s in (x, y)]
-        tokens = np.asarray(x + y, dtype=np.uint16)
+        raw = [np.asarray(s, dtype=dtype).astype(np.dtype(dtype).newbyteorder("<")).tobytes() for s in (x, y)]
+        tokens = np.asarray(x + y, dtype=dtype)
         enc = [bytes(encode_tokens(code, tokens[lo:hi])[0]) for lo, hi in ((0, len(x)), (len(x), len(x) + len(y)))]
         assert (raw[0] < raw[1]) == (enc[0] < enc[1]) and (raw[0] == raw[1]) == (enc[0] == enc[1])
-    heavy = int(ids[np.argmax(counts[ids])])
     if present == 65536:
         assert code.singles == 0  # 256 groups of 256 take every byte value
-    else:
-        assert code.length[heavy] == 1  # the most frequent token is always a single
+    elif present <= 65536:
+        assert code.length[min(heavy, code.clip)] == 1  # the most frequent token is always a single
+
+
+def test_many_distinct_uint32_tokens_sort_like_the_raw_file():
+    """Over 65,536 distinct ids (2- and 3-byte codes), against divsufsort of the raw token file
+    (itself checked against brute force above), whole and in parts."""
+    rng = np.random.default_rng(3)
+    vocab = rng.choice(1 << 20, size=90_000, replace=False)
+    stream = vocab[np.minimum(rng.zipf(1.1, size=150_000), vocab.shape[0]) - 1].astype(np.uint32)
+    stream[rng.random(stream.shape[0]) < 0.01] = np.iinfo(np.uint32).max
+    data = stream.astype("<u4").view(np.uint8)
+    ratio = pointer_bytes(data.shape[0])
+    raw = sort_suffixes(data, 4, ratio, 1, encoded=False)
+    assert np.array_equal(sort_suffixes(data, 4, ratio, 1), raw)
+    assert np.array_equal(sort_suffixes(data, 4, ratio, 2, min_parallel=0, min_part=1 << 16, overlap=256), raw)
+
+
+def test_ids_too_large_to_code_are_sorted_raw():
+    from seethrough.index.token_code import token_code
+
+    stream = np.array([5, (1 << 30) + 7, 5, 9, (1 << 30) + 7], dtype=np.uint32)
+    assert token_code(stream, 4) is None
+    data = stream.astype("<u4").view(np.uint8)
+    assert np.array_equal(sort_suffixes(data, 4, 1, 1), _brute_table(data, 4, 1))
 
 
 def test_repeat_across_a_cut_longer_than_the_overlap():

@@ -63,7 +63,7 @@ def shard_memory_needed(file_bytes: int, width: int, threads: int = 1, encoded: 
     threads the parts' positions and merge keys (16 bytes per token)."""
     sa_entry = 4 if file_bytes < 2**31 else 8
     table = (file_bytes // width) * pointer_bytes(file_bytes)
-    if encoded and width == 2:
+    if encoded:
         need = file_bytes * (2 + 3 * sa_entry)
     else:
         need = file_bytes * (5 + sa_entry)

@@ -2,7 +2,7 @@
 
 libdivsufsort is single-threaded and the sort is nearly all of an index build (92% at 50M tokens).
 So the token file is cut into one part per thread; each part is sorted by its own ``divsufsort``
-call (ctypes releases the GIL, so threads run them side by side; 16-bit parts are sorted in
+call (ctypes releases the GIL, so threads run them side by side; parts are sorted in
 ``token_code``'s encoding, which has the same order) and the sorted parts are merged
 by comparing suffixes on the whole file. Each thread merges one slice of the output, cut at
 splitters found by binary search, and writes infini-gram's packed ``table`` bytes directly.

@@ -3,9 +3,9 @@ token file gives it (same order, byte for byte), but faster.
 
 Two things make it faster:
 
-- 16-bit tokens are sorted through an order-preserving byte code (``token_code``): the frequent
-  tokens take one byte, so fewer bytes are sorted and no odd byte offset needs sorting at all.
-  On the Zipf-distributed benchmark corpus ``divsufsort`` takes half the time.
+- Tokens are sorted through an order-preserving byte code (``token_code``): frequent tokens take
+  fewer bytes, so fewer bytes are sorted and no offset inside a token needs sorting at all. On the
+  Zipf-distributed benchmark corpus ``divsufsort`` takes half the time.
 - Large shards are cut into one part per thread, sorted side by side and merged exactly
   (``suffix_merge``, numba). Small shards are sorted whole with numpy only: loading numba and its
   runtime costs about a second, more than a small shard's sort.
@@ -25,7 +25,7 @@ def sort_suffixes(data: np.ndarray, width: int, ratio: int, threads: int, *, enc
     """The packed table (``ratio`` little-endian bytes per token-aligned suffix) of the token file
     ``data`` (uint8, ``width`` bytes per token), sorted on up to ``threads`` threads.
 
-    ``encoded=False`` sorts the raw bytes (the reference order the tests compare against);
+    ``encoded=False`` (or a shard the code cannot cover) sorts the raw bytes (the reference order the tests compare against);
     ``min_parallel``, ``min_part`` and ``overlap`` (bytes) exist for tests of the parallel path."""
     from .token_code import token_code
 
@@ -33,7 +33,7 @@ def sort_suffixes(data: np.ndarray, width: int, ratio: int, threads: int, *, enc
     if count == 0:
         return np.empty(0, dtype=np.uint8)
     tokens = data.view(np.uint16 if width == 2 else np.uint32) if width in (2, 4) else data
-    code = token_code(np.bincount(tokens, minlength=1 << 16)) if encoded and width == 2 else None
+    code = token_code(tokens, width) if encoded and width in (2, 4) else None
     min_parallel = MIN_PARALLEL_BYTES if min_parallel is None else min_parallel
     if threads > 1 and data.shape[0] >= min_parallel:
         from .suffix_merge import sort_in_parts
