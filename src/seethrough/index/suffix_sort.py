@@ -72,7 +72,8 @@ def sort_whole(data: np.ndarray, tokens: np.ndarray, width: int, code) -> np.nda
 
 def pack_positions(positions: np.ndarray, ratio: int) -> np.ndarray:
     """``ratio`` little-endian bytes per position, one after another: infini-gram's ``table``."""
-    if ratio == 4:
-        return positions.astype("<u4").view(np.uint8)
-    wide = positions.astype("<u8").view(np.uint8).reshape(-1, 8)
-    return np.ascontiguousarray(wide[:, :ratio]).reshape(-1)
+    base = 4 if ratio <= 4 else 8
+    wide = positions.astype(f"<u{base}").view(np.uint8)
+    if ratio == base:
+        return wide
+    return np.ascontiguousarray(wide.reshape(-1, base)[:, :ratio]).reshape(-1)
