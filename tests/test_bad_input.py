@@ -139,6 +139,10 @@ def test_interrupted_index_build_resumes(built, monkeypatch):
 
 
 def test_memory_budget_is_enforced(built):
+    before = {p.name: p.read_bytes() for p in (built / "c").glob("table.*")}
     with pytest.raises(CorpusError, match="raise --memory"):
         build_index(built / "c", memory="1K", force=True)
+    with pytest.raises(CorpusError, match="--threads 0 must be at least 1"):
+        build_index(built / "c", threads=0, force=True)
+    assert before and {p.name: p.read_bytes() for p in (built / "c").glob("table.*")} == before
     assert open_corpus(built / "c").count([1]) > 0  # the existing index is untouched
