@@ -71,11 +71,11 @@ def main() -> None:
         hf = HFLM(pretrained=str(model_dir), device="cpu", batch_size=args.hf_batch_size, dtype="float32")
         loads["hf"] = time.perf_counter() - began
         began = time.perf_counter()
-        ours = SeethroughLM(pretrained=str(model_dir))
+        ours = SeethroughLM(pretrained=str(model_dir), threads=args.threads)  # torch threads are per process: both use these
         loads["seethrough"] = time.perf_counter() - began
 
         print(f"Pythia-70M shape ({sum(p.numel() for p in ours.model.parameters()) / 1e6:.1f}M parameters), "
-              f"{len(items)} 4-choice items, torch threads {args.threads}, lm-eval hf batch size {args.hf_batch_size}")
+              f"{len(items)} 4-choice items, torch threads {torch.get_num_threads()}, lm-eval hf batch size {args.hf_batch_size}")
         print(f"start-up: imports {imports:.1f} s; model load: hf {loads['hf']:.2f} s, seethrough {loads['seethrough']:.2f} s")
         runs = (("hf", hf, False), ("hf + compiled templates", hf, True), ("seethrough", ours, True))
         lm_seconds = {name: 0.0 for name, _, _ in runs}
