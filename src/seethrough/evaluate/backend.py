@@ -10,7 +10,7 @@ What differs is how the forward passes are scheduled:
   cache, which is cropped back afterwards.
 - Only prefixes of exactly equal length share a forward pass (no padding; ``batch_size`` of them,
   or with ``auto`` as many as fit ``AUTO_TOKENS_PER_CALL`` tokens: short prompts need big batches
-  to keep the matrix units busy, 1.8x faster than 32 at a time for 8-token prompts measured here;
+  to keep the matrix units busy, 1.8x faster than 32 at a time for 5-token prompts measured here;
   continuations of one token need nothing more); everything else runs item by item. An item's
   scores therefore depend on nothing but the item, up to the float rounding of a batched matrix
   product (tested within 1e-6 between batch size 1 and 64, shuffled).
