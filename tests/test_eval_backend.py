@@ -227,6 +227,7 @@ def test_eval_records_provenance_flags_contamination_and_verifies(eval_setup, wo
     assert info["model"]["weights_sha256"] == weights_sha256(model)
     assert set(info["requests_sha256"]) == {"st_canary", "st_mc"} and info["versions"]["lm_eval"]
     assert set(info["tasks"]) == {"st_canary", "st_mc"} and "acc,none" in results["results"]["st_canary"]
+    assert info["timing"]["model_load_s"] > 0 and info["timing"]["evaluation_s"] > 0
     samples = [json.loads(x) for x in (out / "samples_st_canary.jsonl").read_text().splitlines()]
     for s in samples:
         assert {"doc_id", "arguments", "resps", "filtered_resps", "doc_hash"} <= set(s)

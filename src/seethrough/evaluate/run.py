@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import platform
+import time
 from pathlib import Path
 from typing import Any
 
@@ -115,8 +116,10 @@ def evaluate_model(model_folder: str | Path, tasks: list[str], out: str | Path, 
     if unknown:
         raise QueryError(f"unknown task(s) {', '.join(unknown)}; check the names, or pass --include-path with "
                          "the folder of their YAML files")
+    began = time.perf_counter()
     lm = SeethroughLM(pretrained=str(model_folder), threads=threads, batch_size=batch_size,
                       cache_dir=str(cache_dir) if cache_dir else None)
+    loaded = time.perf_counter()
     with _quiet("lm_eval"), compiled_templates():  # quiet: its notices about default aggregations drown the output
         try:
             output = lm_eval.simple_evaluate(model=lm, tasks=tasks, num_fewshot=num_fewshot, limit=limit,
@@ -126,6 +129,7 @@ def evaluate_model(model_folder: str | Path, tasks: list[str], out: str | Path, 
             first = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise QueryError(f"a task's data could not be found ({first}); check the data_files of its YAML, or "
                              "that the dataset is downloaded (nothing is fetched at run time)") from None
+    evaluated = time.perf_counter()
     samples = output.pop("samples")
     task_objects = _task_objects(manager, tasks) if corpus is not None else {}
     out = Path(out)
@@ -178,6 +182,8 @@ def evaluate_model(model_folder: str | Path, tasks: list[str], out: str | Path, 
         "hardware": {"machine": platform.machine(), "processor": platform.processor() or None,
                      "cpus": os.cpu_count(), "threads": _threads()},
         "backend": "seethrough (lm-eval TemplateLM; batch-invariant)",
+        # wall-clock seconds: loading the model and tokenizer, and lm-eval's whole evaluation call
+        "timing": {"model_load_s": round(loaded - began, 3), "evaluation_s": round(evaluated - loaded, 3)},
     }
     atomic_write_bytes(out / "results.json",
                        (json.dumps(output, default=handle_non_serializable, indent=2, ensure_ascii=False) + "\n").encode())
