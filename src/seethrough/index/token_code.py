@@ -97,29 +97,36 @@ def _runs(start: int, stop: int, per_group: int, size: int) -> list[tuple[int, i
     return [(s, min(stop, s + per_group), size) for s in range(start, stop, per_group)]
 
 
-def _singles_and_pairs(frequency: np.ndarray) -> list[tuple[int, int, int]]:
-    """Groups (start, stop, code length) in key order: singles greedily by frequency, the runs
-    between them in groups of 256."""
-    count = frequency.shape[0]
+def _own_values(weight: np.ndarray) -> list[int]:
+    """Places (in key order) that get a byte value of their own, heaviest first while the 256
+    values last, where every run of places between them takes one value per 256 places."""
+    count = weight.shape[0]
 
     def groups(run: int) -> int:
         return -(-run // _VALUES)
 
-    singles: list[int] = []  # places in key order
+    chosen: list[int] = []
     used = groups(count)
-    for place in np.argsort(-frequency, kind="stable").tolist():
+    for place in np.argsort(-weight, kind="stable").tolist():
         if used >= _VALUES:
             break
-        i = bisect.bisect_left(singles, place)
-        lo = singles[i - 1] + 1 if i else 0
-        hi = singles[i] if i < len(singles) else count
+        i = bisect.bisect_left(chosen, place)
+        lo = chosen[i - 1] + 1 if i else 0
+        hi = chosen[i] if i < len(chosen) else count
         cost = used - groups(hi - lo) + groups(place - lo) + groups(hi - place - 1) + 1
         if cost <= _VALUES:
-            singles.insert(i, place)
+            chosen.insert(i, place)
             used = cost
+    return chosen
+
+
+def _singles_and_pairs(frequency: np.ndarray) -> list[tuple[int, int, int]]:
+    """Groups (start, stop, code length) in key order: singles greedily by frequency, the runs
+    between them in groups of 256."""
+    count = frequency.shape[0]
     out: list[tuple[int, int, int]] = []
     place = 0
-    for single in singles + [count]:
+    for single in _own_values(frequency) + [count]:
         out += _runs(place, single, _VALUES, 2)
         if single < count:
             out.append((single, single + 1, 1))
@@ -132,26 +139,9 @@ def _pairs_and_triples(frequency: np.ndarray) -> list[tuple[int, int, int]]:
     most frequent blocks first while byte values last; the runs of blocks between them, 3."""
     count = frequency.shape[0]
     blocks = -(-count // _VALUES)
-    weight = np.add.reduceat(frequency, np.arange(0, count, _VALUES))
-
-    def groups(run_blocks: int) -> int:
-        return -(-run_blocks // _VALUES)
-
-    pairs: list[int] = []  # block numbers in key order
-    used = groups(blocks)
-    for block in np.argsort(-weight, kind="stable").tolist():
-        if used >= _VALUES:
-            break
-        i = bisect.bisect_left(pairs, block)
-        lo = pairs[i - 1] + 1 if i else 0
-        hi = pairs[i] if i < len(pairs) else blocks
-        cost = used - groups(hi - lo) + groups(block - lo) + groups(hi - block - 1) + 1
-        if cost <= _VALUES:
-            pairs.insert(i, block)
-            used = cost
     out: list[tuple[int, int, int]] = []
     block = 0
-    for pair in pairs + [blocks]:
+    for pair in _own_values(np.add.reduceat(frequency, np.arange(0, count, _VALUES))) + [blocks]:
         out += _runs(block * _VALUES, min(count, pair * _VALUES), _VALUES * _VALUES, 3)
         if pair < blocks:
             out.append((pair * _VALUES, min(count, (pair + 1) * _VALUES), 2))
