@@ -16,9 +16,14 @@ def default_threads(local_processes: int = 1) -> int:
     ``benchmarks/threads_under_load.py`` measures it for seethrough's backend. On an idle machine
     this is torch's default.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = available_cores()
     share = max(1, cores // max(1, local_processes))
     return max(1, min(share, cores - round(busy_cores())))
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def busy_cores(interval: float = 0.2) -> float:

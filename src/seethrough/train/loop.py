@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import atomic_write_bytes, atomic_write_json, sha256_file
+from .._threads import available_cores
 from .._version import code_version
 from ..corpus.store import open_token_corpus
 from ..errors import SeethroughError
@@ -63,7 +64,7 @@ class _Processes:
         if want_cuda:
             torch.cuda.set_device(self.device)
         self.sharded = self.world > 1 and config.parallel == "fsdp"
-        self.threads = config.threads or max(1, len(os.sched_getaffinity(0)) // local_world)
+        self.threads = config.threads or max(1, available_cores() // local_world)
         torch.set_num_threads(self.threads)
         if self.world > 1:
             import torch.distributed as dist
