@@ -13,7 +13,7 @@ What differs is how the forward passes are scheduled:
   to keep the matrix units busy, 1.8x faster than 32 at a time for 5-token prompts measured here;
   continuations of one token need nothing more); everything else runs item by item. An item's
   scores therefore depend on nothing but the item, up to the float rounding of a batched matrix
-  product (tested within 1e-6 between batch size 1 and 64, shuffled).
+  product (tested within 1e-6 between one item per call and all at once, shuffled).
 - Generation is greedy with a KV cache and stops at the first stop sequence or end-of-text token.
 - An ambiguous context/continuation split (the context's tokens are not a prefix of the whole's)
   or an empty continuation is flagged in ``self.flags`` instead of crashing.
