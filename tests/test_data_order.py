@@ -3,7 +3,6 @@ rows traced back to documents, and "seen before step S" against a brute-force sc
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest

@@ -72,7 +72,6 @@ def test_token_scores_against_one_prefix_at_a_time():
 
 def test_reference_signal_is_the_difference_of_mean_logprobs():
     from seethrough.audit.membership import score_texts
-    from seethrough.corpus.tokenizer import LoadedTokenizer  # noqa: F401  (the interface used below)
     from seethrough.train.model import build_model
 
     class Ids:  # a tokenizer whose "text" is space-separated ids
