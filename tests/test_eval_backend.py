@@ -99,13 +99,13 @@ def test_per_item_parity_with_lm_eval_hf(eval_setup, fewshot):
     from lm_eval.models.huggingface import HFLM
 
     from seethrough.evaluate.backend import SeethroughLM
-    from seethrough.evaluate.templates import compiled_templates
+    from seethrough.evaluate.harness import faster_lm_eval
 
     model, tasks = eval_setup
     names = ["st_mc", "st_lastword", "st_gen"] + (["st_rolling"] if fewshot == 0 else [])
     ref = run_lmeval(HFLM(pretrained=str(model), device="cpu", batch_size=4, dtype="float32"), tasks, names, fewshot)
     ours_lm = SeethroughLM(pretrained=str(model))
-    with compiled_templates():  # as `seethrough eval` runs lm-eval: the prompts must not change
+    with faster_lm_eval():  # as `seethrough eval` runs lm-eval: the prompts must not change
         ours = run_lmeval(ours_lm, tasks, names, fewshot)
     for task in names:
         a, b = ref["samples"][task], ours["samples"][task]
@@ -134,7 +134,7 @@ def test_per_item_parity_with_lm_eval_hf(eval_setup, fewshot):
 def test_compiled_templates_render_what_lm_eval_renders():
     from lm_eval import utils as lm_utils
 
-    from seethrough.evaluate.templates import compiled_templates
+    from seethrough.evaluate.harness import compiled_templates
 
     original = lm_utils.apply_template
     cases = [("{{prompt}}", {"prompt": "Ada was born in"}),
@@ -151,6 +151,31 @@ def test_compiled_templates_render_what_lm_eval_renders():
         assert lm_utils.apply_template is not original
     assert got == expected == again == ["Ada was born in", "2", "Q: ayb\n", "['Paris', 'Rome']"]
     assert lm_utils.apply_template is original
+
+
+def test_package_list_in_process_is_what_pip_list_prints():
+    """lm-eval's environment report gets the same package lines without the pip subprocess."""
+    import subprocess
+    import sys
+
+    from torch.utils import collect_env
+
+    from seethrough.evaluate.harness import in_process_package_list, installed_packages
+
+    printed = subprocess.run([sys.executable, "-m", "pip", "list", "--format=freeze"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    listed = installed_packages()
+    assert listed == printed and "torch==" in listed
+    original = collect_env.run
+    expected = collect_env.get_pip_packages(collect_env.run)  # torch's own filter over the subprocess
+    with in_process_package_list():
+        assert collect_env.run is not original
+        with in_process_package_list():  # nested blocks leave the outer one in place
+            inner = collect_env.run
+        assert inner is collect_env.run
+        assert collect_env.get_pip_packages(collect_env.run) == expected
+        assert collect_env.run(["echo", "other commands still run"])[1] == "other commands still run"
+    assert collect_env.run is original
 
 
 def test_batch_invariance(eval_setup):

@@ -105,7 +105,7 @@ def evaluate_model(model_folder: str | Path, tasks: list[str], out: str | Path, 
 
     from ..corpus.tokenizer import load_tokenizer
     from .backend import SeethroughLM, weights_sha256
-    from .templates import compiled_templates
+    from .harness import faster_lm_eval
 
     if not tasks:
         raise QueryError("--tasks is empty; name at least one lm-eval task")
@@ -120,7 +120,7 @@ def evaluate_model(model_folder: str | Path, tasks: list[str], out: str | Path, 
     lm = SeethroughLM(pretrained=str(model_folder), threads=threads, batch_size=batch_size,
                       cache_dir=str(cache_dir) if cache_dir else None)
     loaded = time.perf_counter()
-    with _quiet("lm_eval"), compiled_templates():  # quiet: its notices about default aggregations drown the output
+    with _quiet("lm_eval"), faster_lm_eval():  # quiet: its notices about default aggregations drown the output
         try:
             output = lm_eval.simple_evaluate(model=lm, tasks=tasks, num_fewshot=num_fewshot, limit=limit,
                                              log_samples=True, task_manager=manager, random_seed=seed,
