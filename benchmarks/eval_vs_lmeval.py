@@ -2,9 +2,11 @@
 
 A Pythia-70M-shaped GPT-NeoX (6 layers, width 512, vocabulary padded to 50,304 as Pythia's;
 random weights: speed does not depend on them) with the demo world's word-level tokenizer, and a
-4-choice task from the demo world (the birth city of a person), 0-shot and 3-shot. Per-item
-log-likelihoods are compared (1e-4) and per-item predictions must be identical; only the
-``simple_evaluate`` call is timed (model loading and imports are reported apart).
+4-choice task from the demo world (the birth city of a person), 0-shot and 3-shot; with
+``--phrases`` each choice is a phrase of 2-9 tokens instead of one city name, as in most
+multiple-choice benchmarks. Per-item log-likelihoods are compared (1e-4) and per-item predictions
+must be identical; only the ``simple_evaluate`` call is timed (model loading and imports are
+reported apart).
 
 seethrough's side runs as ``seethrough eval`` runs it: inside ``faster_lm_eval()``, which
 compiles each lm-eval prompt template once instead of at every use (the same prompts) and reads
@@ -12,7 +14,7 @@ the package list of lm-eval's environment report in process instead of from a ``
 subprocess (the same report). Because that helps any backend, the table also shows lm-eval's
 ``hf`` inside the same block, so the backend's own share of the gain is visible.
 
-    python benchmarks/eval_vs_lmeval.py [--items 300] [--hf-batch-size 32] [--threads 2] [--repeats 3]
+    python benchmarks/eval_vs_lmeval.py [--items 300] [--hf-batch-size 32] [--threads 2] [--repeats 3] [--phrases]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import shutil
 import statistics
 import tempfile
@@ -37,6 +40,8 @@ def main() -> None:
     parser.add_argument("--hf-batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per configuration; medians are reported")
+    parser.add_argument("--phrases", action="store_true",
+                        help="choices of 2-9 tokens (a city and more words) instead of one city name")
     args = parser.parse_args()
 
     began = time.perf_counter()
@@ -61,6 +66,13 @@ def main() -> None:
         (model_dir / "tokenizer_config.json").write_text(json.dumps({
             "tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|endoftext|>", "bos_token": "<|endoftext|>"}))
         items = [i for i in world.eval_items if i["task"] == "birth_city"][:args.items]
+        if args.phrases:  # each choice becomes the city and 1-8 more words: continuations of 2-9 tokens
+            rng = random.Random(0)
+            words = [w for w in world.vocabulary if w.isalpha()]
+            for item in items:
+                phrases = [" ".join([c] + rng.choices(words, k=rng.randint(1, 8))) for c in item["choices"]]
+                item["answer"] = phrases[item["choices"].index(item["answer"])]
+                item["choices"] = phrases
         (root / "city.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
         (root / "city.yaml").write_text(
             f"task: bench_city\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {root / 'city.jsonl'}\n"
@@ -78,7 +90,7 @@ def main() -> None:
         loads["seethrough"] = time.perf_counter() - began
 
         print(f"Pythia-70M shape ({sum(p.numel() for p in ours.model.parameters()) / 1e6:.1f}M parameters), "
-              f"{len(items)} 4-choice items, torch threads {torch.get_num_threads()}, lm-eval hf batch size {args.hf_batch_size}")
+              f"{len(items)} 4-choice items ({'choices of 2-9 tokens' if args.phrases else 'one-token choices'}), torch threads {torch.get_num_threads()}, lm-eval hf batch size {args.hf_batch_size}")
         print(f"start-up: imports {imports:.1f} s; model load: hf {loads['hf']:.2f} s, seethrough {loads['seethrough']:.2f} s")
         runs = (("hf", hf, False), ("hf + faster_lm_eval", hf, True), ("seethrough", ours, True))
         lm_seconds = {name: 0.0 for name, _, _ in runs}

@@ -23,6 +23,14 @@ metric_list:
   - metric: acc
   - metric: acc_norm
 """,
+    "st_phrase": """
+output_type: multiple_choice
+doc_to_text: "{{prompt}}"
+doc_to_choice: "{{choices}}"
+doc_to_target: "{{choices.index(answer)}}"
+metric_list:
+  - metric: acc
+""",
     "st_lastword": """
 output_type: loglikelihood
 doc_to_text: "{{context}}"
@@ -69,6 +77,7 @@ def eval_setup(world_corpus, tmp_path_factory):
     bios = [d["text"] for d in docs if d["kind"] in ("bio", "background")][:24]
     data = {
         "st_mc": [{"prompt": i["prompt"], "choices": i["choices"], "answer": i["answer"]} for i in items],
+        "st_phrase": [_phrases(i, rng) for i in items],  # choices of 2-5 tokens: scored on the prefix's cache
         "st_lastword": [{"context": " ".join(t.split()[:-2]), "last": t.split()[-2]} for t in bios],
         "st_rolling": [{"text": t} for t in bios[:12]],
         "st_gen": [{"prompt": i["prompt"], "answer": i["answer"]} for i in items[:12]],
@@ -83,6 +92,12 @@ def eval_setup(world_corpus, tmp_path_factory):
             f"test_split: test\nfewshot_split: test\n{spec}")
     rng.shuffle(items)
     return model, tasks
+
+
+def _phrases(item, rng):
+    """A multiple-choice item whose choices are phrases of different lengths."""
+    phrases = [" ".join([c] + rng.choices(item["choices"], k=rng.randint(1, 4))) for c in item["choices"]]
+    return {"prompt": item["prompt"], "choices": phrases, "answer": phrases[item["choices"].index(item["answer"])]}
 
 
 def run_lmeval(lm, tasks, names, fewshot=None):
@@ -102,7 +117,7 @@ def test_per_item_parity_with_lm_eval_hf(eval_setup, fewshot):
     from seethrough.evaluate.harness import faster_lm_eval
 
     model, tasks = eval_setup
-    names = ["st_mc", "st_lastword", "st_gen"] + (["st_rolling"] if fewshot == 0 else [])
+    names = ["st_mc", "st_phrase", "st_lastword", "st_gen"] + (["st_rolling"] if fewshot == 0 else [])
     ref = run_lmeval(HFLM(pretrained=str(model), device="cpu", batch_size=4, dtype="float32"), tasks, names, fewshot)
     ours_lm = SeethroughLM(pretrained=str(model))
     with faster_lm_eval():  # as `seethrough eval` runs lm-eval: the prompts must not change
@@ -178,32 +193,41 @@ def test_package_list_in_process_is_what_pip_list_prints():
     assert collect_env.run is original
 
 
-def test_batch_invariance(eval_setup):
-    """An item's log-likelihood does not depend on what else is scored with it or in which order."""
+@pytest.mark.parametrize("batch_size", ["1", "64", "auto"])
+def test_batch_invariance(eval_setup, batch_size):
+    """An item's log-likelihood does not depend on what else is scored with it or in which order:
+    against each item scored alone with batch size 1, within 1e-6 when batched, and bit for bit at
+    batch size 1 (then every forward pass holds one item's tokens only)."""
     from lm_eval.api.instance import Instance
 
     from seethrough.evaluate.backend import SeethroughLM
 
     model, _ = eval_setup
-    lm = SeethroughLM(pretrained=str(model))
+    lm = SeethroughLM(pretrained=str(model), batch_size=batch_size)
     rng = random.Random(1)
     words = lm.tokenizer.convert_ids_to_tokens(list(range(2, 200)))
     pairs = [(" ".join(rng.choices(words, k=rng.randint(1, 20))), " " + " ".join(rng.choices(words, k=rng.randint(1, 4))))
              for _ in range(64)]
     pairs += [(pairs[0][0], " " + w) for w in words[:6]]  # a shared context, as in multiple choice
+    pairs += [(pairs[1][0], " " + " ".join(rng.choices(words, k=k))) for k in (2, 3, 4, 2)]  # choices of 2-4 words
+    # equal-length contexts with equal-length continuations: these share forward passes when batched
+    pairs += [(" ".join(rng.choices(words, k=8)), " " + " ".join(rng.choices(words, k=3))) for _ in range(16)]
 
-    def score(chosen):
-        return lm.loglikelihood([Instance("loglikelihood", {}, p, i) for i, p in enumerate(chosen)], disable_tqdm=True)
+    def score(scorer, chosen):
+        return scorer.loglikelihood([Instance("loglikelihood", {}, p, i) for i, p in enumerate(chosen)],
+                                    disable_tqdm=True)
 
-    alone = [score([p])[0] for p in pairs]
-    together = score(pairs)
+    reference = SeethroughLM(pretrained=str(model), batch_size=1)
+    alone = [score(reference, [p])[0] for p in pairs]
+    together = score(lm, pairs)
     order = list(range(len(pairs)))
     rng.shuffle(order)
-    shuffled = score([pairs[i] for i in order])
+    shuffled = score(lm, [pairs[i] for i in order])
+    tolerance = 0.0 if batch_size == "1" else 1e-6
     for k, i in enumerate(order):
-        assert abs(shuffled[k][0] - alone[i][0]) <= 1e-6 and shuffled[k][1] == alone[i][1]
+        assert abs(shuffled[k][0] - alone[i][0]) <= tolerance and shuffled[k][1] == alone[i][1]
     for a, b in zip(alone, together):
-        assert abs(a[0] - b[0]) <= 1e-6 and a[1] == b[1]
+        assert abs(a[0] - b[0]) <= tolerance and a[1] == b[1]
 
 
 def test_an_empty_continuation_is_flagged_not_a_crash(eval_setup):
