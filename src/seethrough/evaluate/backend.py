@@ -5,24 +5,25 @@ truncation to ``max_length`` and the softmax over the model's full vocabulary ar
 (this class is a ``TemplateLM``, like its ``hf`` backend), so per-item results match ``hf``.
 What differs is how the forward passes are scheduled:
 
-- Requests that share a model input prefix (the choices of a multiple-choice question, with or
-  without few-shot examples) run the prefix once; each continuation then runs on the prefix's KV
-  cache, which is cropped back afterwards.
-- Only prefixes of exactly equal length share a forward pass (no padding; ``batch_size`` of them,
-  or with ``auto`` as many as fit ``AUTO_TOKENS_PER_CALL`` tokens: short prompts need big batches
-  to keep the matrix units busy, 1.8x faster than 32 at a time for 5-token prompts measured here,
-  and past about 2,048 tokens a call gets slower again as activations leave the cache: 300 prompts
-  of 23 tokens took 2.37 s at 2,048 tokens a call, 2.84 s at 8,192, 2.56 s at 1,024), and only
-  when every continuation is one token, so that the prefix's last row is all they need. Any other
-  prefix runs alone, and each of its continuations alone on its cache: those scores are the same
-  to the bit whatever else is evaluated.
-- Batched scores differ from scores computed alone by float rounding only: within 1e-6 on the
-  test model (tested, one request per call against all at once, shuffled, at batch sizes 1, 64 and
-  auto; bit for bit at 1); at Pythia-70M shape with random weights, by up to 1.9e-6 on one-token
-  scores near -11, which is 2 float32 units in the last place. Batching continuations of several
-  tokens too, across items or across the choices of one item, was measured up to 2x faster on
-  multiple choice with 2-9-token choices, but moved scores by up to 3.8e-6 on the test model and
-  sums near -70 by 1.5e-5 at Pythia-70M shape, so it is not done.
+- A one-token continuation (most multiple-choice questions over words or letters) needs only the
+  last row of its prefix (the model input before it): each distinct prefix runs once, and prefixes
+  of exactly equal length share a forward pass (no padding; ``batch_size`` of them, or with
+  ``auto`` as many as fit ``AUTO_TOKENS_PER_CALL`` tokens: short prompts need big batches to keep
+  the matrix units busy, 1.8x faster than 32 at a time for 5-token prompts measured here, and past
+  about 2,048 tokens a call gets slower again as activations leave the cache: 300 prompts of 23
+  tokens took 2.37 s at 2,048 tokens a call, 2.84 s at 8,192, 2.56 s at 1,024).
+- A continuation of several tokens runs as one row, its prefix and its tokens but the last, with
+  rows of exactly equal length together, and log-probabilities computed only from the earliest
+  prefix end of the batch on (lm-eval's ``hf`` computes them at every position of every row). The
+  linear layers multiply in fixed tiles of rows meanwhile (``invariant.tiled_linear_layers``), so
+  these scores are the same to the bit whatever else is evaluated and at any batch size (tested).
+  Sharing the prefix's KV cache across choices instead would save prefix work, but each
+  continuation would then need its own small forward pass (measured 3x slower than ``hf`` on
+  choices of 2-9 tokens), and batching those passes across items breaks the invariance.
+- One-token scores differ from the same request scored alone by float rounding only: within 1e-6
+  on the test model (tested at batch sizes 64 and auto; bit for bit at 1); at Pythia-70M shape with
+  random weights by up to 1.9e-6 near -11, 2 float32 units in the last place. Tiling these too
+  would make them exact, but costs 23-32% of the forward pass (measured), so it is not done.
 - Generation is greedy with a KV cache and stops at the first stop sequence or end-of-text token.
 - An ambiguous context/continuation split (the context's tokens are not a prefix of the whole's)
   or an empty continuation is flagged in ``self.flags`` instead of crashing.
@@ -44,6 +45,7 @@ class SeethroughLM(TemplateLM):
     _DEFAULT_MAX_LENGTH = 2048
     AUTO_TOKENS_PER_CALL = 2048
     AUTO_MAX_ROWS = 1024  # the last rows' log-probabilities are rows x vocabulary floats
+    AUTO_LOGIT_ROWS = 1024  # positions x vocabulary floats of log-probabilities per call, for continuations
 
     def __init__(self, pretrained: str, max_length: int | None = None, max_gen_toks: int = 256,
                  threads: int | None = None, batch_size: int | str = "auto", cache_dir: str | None = None,
@@ -130,17 +132,13 @@ class SeethroughLM(TemplateLM):
             self._encoded = None
 
     # ---- scoring ----------------------------------------------------------------------------------
-    def _forward(self, ids: list[int], cache: Any, last_only: bool = False) -> tuple[Any, Any]:
-        """Log-probabilities (all positions, or the last one only) and the extended KV cache.
-
-        ``last_only`` skips the unembedding and softmax of every other position: for a prefix only
-        its last row is ever read, and the vocabulary projection is most of a small model's cost."""
+    def _next_token(self, ids: list[int], cache: Any) -> tuple[Any, Any]:
+        """Log-probabilities of the token after ``ids`` (on ``cache``, if any) and the extended cache;
+        the vocabulary projection of every other position is skipped."""
         torch = self._torch
-        keep = self._last_logits_only if last_only else {}
         out = self.model(input_ids=torch.tensor([ids], dtype=torch.long), use_cache=True, **{self._cache_name: cache},
-                         **keep)
-        logits = out.logits[0, -1:] if last_only else out.logits[0]
-        return torch.log_softmax(logits.float(), dim=-1), getattr(out, self._cache_name)
+                         **self._last_logits_only)
+        return torch.log_softmax(out.logits[0, -1:].float(), dim=-1), getattr(out, self._cache_name)
 
     def _last_rows(self, prefixes: list[tuple[int, ...]]) -> Any:
         """Next-token log-probabilities after each of several equal-length prefixes, in one call."""
@@ -162,6 +160,8 @@ class SeethroughLM(TemplateLM):
         return [(float(f[0]), bool(f[1])) for f in found]
 
     def _score(self, requests: list) -> list[tuple[float, bool]]:
+        from .invariant import tiled_linear_layers
+
         torch = self._torch
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         groups: dict[tuple[int, ...], list[tuple[int, list[int]]]] = defaultdict(list)
@@ -173,37 +173,54 @@ class SeethroughLM(TemplateLM):
                 continue
             whole = (context_enc + continuation_enc)[-(self.max_length + 1):]
             groups[tuple(whole[:len(whole) - len(continuation_enc)])].append((i, continuation_enc))
-        # prefixes whose continuations are all one token (most multiple-choice questions) need only the
-        # prefix's last row: run those of equal length together, with no padding to change a result
-        single = {p: m for p, m in groups.items() if all(len(c) == 1 for _, c in m)}
-        by_length: dict[int, list[tuple[int, ...]]] = defaultdict(list)
-        for prefix in single:
-            by_length[len(prefix)].append(prefix)
+        # a one-token continuation needs only its prefix's last row, computed once per prefix; any
+        # other runs as prefix + continuation but its last token, logits read from the prefix's end on.
+        # Which way a request goes depends on the request alone, never on what else shares its prefix.
+        one_token: dict[tuple[int, ...], list[tuple[int, int]]] = defaultdict(list)
+        sequences: dict[int, list[tuple[int, tuple[int, ...], list[int]]]] = defaultdict(list)
+        for prefix, members in groups.items():
+            for i, cont in members:
+                if len(cont) == 1:
+                    one_token[prefix].append((i, cont[0]))
+                else:
+                    sequences[len(prefix) + len(cont) - 1].append((i, prefix, cont))
+        single: dict[int, list[tuple[int, ...]]] = defaultdict(list)
+        for prefix in one_token:
+            single[len(prefix)].append(prefix)
         with torch.inference_mode():
-            for prefixes in by_length.values():
-                per_call = self._batch or max(1, min(self.AUTO_MAX_ROWS, self.AUTO_TOKENS_PER_CALL // len(prefixes[0])))
+            for length, prefixes in single.items():
+                per_call = self._batch or max(1, min(self.AUTO_MAX_ROWS, self.AUTO_TOKENS_PER_CALL // length))
                 for start in range(0, len(prefixes), per_call):
                     chunk = prefixes[start:start + per_call]
                     rows = self._last_rows(chunk)
-                    for row, prefix in zip(rows, chunk):
-                        best = int(row.argmax())
-                        for i, cont in single[prefix]:
-                            results[i] = (float(row[cont[0]]), best == cont[0])
-            for prefix, members in groups.items():
-                if prefix in single:
-                    continue
-                last, cache = self._forward(list(prefix), None, last_only=True)
-                for i, cont in members:
-                    if len(cont) > 1:
-                        rest, cache = self._forward(cont[:-1], cache)
-                        rows = torch.cat([last, rest], dim=0)
-                        cache.crop(-(len(cont) - 1))  # back to the shared prefix for the next continuation
-                    else:
-                        rows = last
-                    target = torch.tensor(cont, dtype=torch.long)
-                    logp = rows.gather(1, target.unsqueeze(1)).squeeze(1)
-                    results[i] = (float(logp.sum()), bool((rows.argmax(dim=-1) == target).all()))
+                    best = rows.argmax(dim=-1).tolist()
+                    for row, prefix in enumerate(chunk):
+                        for i, token in one_token[prefix]:
+                            results[i] = (float(rows[row, token]), best[row] == token)
+            for length, members in sequences.items():
+                members.sort(key=lambda m: -len(m[1]))  # similar prefix lengths together: fewer logits
+                span = length - len(members[-1][1]) + 1  # the most positions a row of this length reads
+                per_call = self._batch or max(1, min(self.AUTO_MAX_ROWS, self.AUTO_TOKENS_PER_CALL // length,
+                                                     self.AUTO_LOGIT_ROWS // span))
+                with tiled_linear_layers(self.model):  # these rows are bit for bit what they are alone
+                    for start in range(0, len(members), per_call):
+                        self._score_sequences(members[start:start + per_call], length, results)
         return results  # type: ignore[return-value]
+
+    def _score_sequences(self, part: list[tuple[int, tuple[int, ...], list[int]]], length: int,
+                         results: list) -> None:
+        """Continuations of several tokens, each as one row (prefix + continuation but its last token,
+        all rows ``length`` long); logits only from the earliest prefix end of the batch on."""
+        torch = self._torch
+        first = min(len(prefix) for _, prefix, _ in part) - 1
+        ids = torch.tensor([list(prefix) + cont[:-1] for _, prefix, cont in part], dtype=torch.long)
+        keep = {"logits_to_keep": torch.arange(first, length)} if self._last_logits_only else {}
+        logits = self.model(input_ids=ids, use_cache=False, **keep).logits
+        logp = torch.log_softmax((logits if keep else logits[:, first:]).float(), dim=-1)
+        for row, (i, prefix, cont) in enumerate(part):
+            rows = logp[row, len(prefix) - 1 - first:len(prefix) - 1 - first + len(cont)]
+            target = torch.tensor(cont, dtype=torch.long)
+            results[i] = (float(rows.gather(1, target.unsqueeze(1)).sum()), bool((rows.argmax(dim=-1) == target).all()))
 
     def loglikelihood_rolling(self, requests: list, disable_tqdm: bool = False) -> list[float]:
         out = []
@@ -236,7 +253,7 @@ class SeethroughLM(TemplateLM):
                 continue
             generated: list[int] = []
             with torch.inference_mode():
-                logp, cache = self._forward(ids, None, last_only=True)
+                logp, cache = self._next_token(ids, None)
                 for _ in range(max_gen):
                     token = int(logp[-1].argmax())
                     if token == self.eot_token_id:
@@ -245,7 +262,7 @@ class SeethroughLM(TemplateLM):
                     text = self.tok_decode(generated)
                     if any(term and term in text for term in until):
                         break
-                    logp, cache = self._forward([token], cache, last_only=True)
+                    logp, cache = self._next_token([token], cache)
             text = self.tok_decode(generated)
             for term in until:
                 if term:
