@@ -13,10 +13,11 @@ What differs is how the forward passes are scheduled:
   about 2,048 tokens a call gets slower again as activations leave the cache: 300 prompts of 23
   tokens took 2.37 s at 2,048 tokens a call, 2.84 s at 8,192, 2.56 s at 1,024).
 - A continuation of several tokens runs as one row, its prefix and its tokens but the last, with
-  rows of exactly equal length together, and log-probabilities computed only from the earliest
-  prefix end of the batch on (lm-eval's ``hf`` computes them at every position of every row). The
-  linear layers multiply in fixed tiles of rows meanwhile (``invariant.tiled_linear_layers``), so
-  these scores are the same to the bit whatever else is evaluated and at any batch size (tested).
+  rows of exactly equal length together, and log-probabilities computed only at the positions whose
+  next token is scored (lm-eval's ``hf`` computes them at every position of every row, padding
+  included). The linear layers multiply in fixed tiles of rows meanwhile
+  (``invariant.tiled_linear_layers``), so these scores are the same to the bit whatever else is
+  evaluated and at any batch size (tested).
   Sharing the prefix's KV cache across choices instead would save prefix work, but each
   continuation would then need its own small forward pass (measured 3x slower than ``hf`` on
   choices of 2-9 tokens), and batching those passes across items breaks the invariance.
@@ -198,29 +199,42 @@ class SeethroughLM(TemplateLM):
                         for i, token in one_token[prefix]:
                             results[i] = (float(rows[row, token]), best[row] == token)
             for length, members in sequences.items():
-                members.sort(key=lambda m: -len(m[1]))  # similar prefix lengths together: fewer logits
-                span = length - len(members[-1][1]) + 1  # the most positions a row of this length reads
+                longest = max(len(cont) for _, _, cont in members)  # log-probability rows per sequence, at most
                 per_call = self._batch or max(1, min(self.AUTO_MAX_ROWS, self.AUTO_TOKENS_PER_CALL // length,
-                                                     self.AUTO_LOGIT_ROWS // span))
+                                                     self.AUTO_LOGIT_ROWS // longest))
                 with tiled_linear_layers(self.model):  # these rows are bit for bit what they are alone
                     for start in range(0, len(members), per_call):
-                        self._score_sequences(members[start:start + per_call], length, results)
+                        self._score_sequences(members[start:start + per_call], results)
         return results  # type: ignore[return-value]
 
-    def _score_sequences(self, part: list[tuple[int, tuple[int, ...], list[int]]], length: int,
-                         results: list) -> None:
+    def _score_sequences(self, part: list[tuple[int, tuple[int, ...], list[int]]], results: list) -> None:
         """Continuations of several tokens, each as one row (prefix + continuation but its last token,
-        all rows ``length`` long); logits only from the earliest prefix end of the batch on."""
+        all rows equally long). Only the positions whose next token is scored reach the vocabulary
+        projection: a hook on the output layer picks those rows of the final hidden states, so
+        whatever the model does to logits after that projection still happens."""
         torch = self._torch
-        first = min(len(prefix) for _, prefix, _ in part) - 1
         ids = torch.tensor([list(prefix) + cont[:-1] for _, prefix, cont in part], dtype=torch.long)
-        keep = {"logits_to_keep": torch.arange(first, length)} if self._last_logits_only else {}
-        logits = self.model(input_ids=ids, use_cache=False, **keep).logits
-        logp = torch.log_softmax((logits if keep else logits[:, first:]).float(), dim=-1)
-        for row, (i, prefix, cont) in enumerate(part):
-            rows = logp[row, len(prefix) - 1 - first:len(prefix) - 1 - first + len(cont)]
-            target = torch.tensor(cont, dtype=torch.long)
-            results[i] = (float(rows.gather(1, target.unsqueeze(1)).sum()), bool((rows.argmax(dim=-1) == target).all()))
+        rows = [row for row, (_, _, cont) in enumerate(part) for _ in cont]
+        positions = [len(prefix) - 1 + k for _, prefix, cont in part for k in range(len(cont))]
+        head = self.model.get_output_embeddings()
+        if head is None:  # no separate output layer to hook: project every position
+            logits = self.model(input_ids=ids, use_cache=False).logits[rows, positions]
+        else:
+            picked = (torch.tensor(rows), torch.tensor(positions))
+            hook = head.register_forward_pre_hook(lambda _, args: (args[0][picked].unsqueeze(0), *args[1:]))
+            try:
+                logits = self.model(input_ids=ids, use_cache=False).logits[0]
+            finally:
+                hook.remove()
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        targets = torch.tensor([token for _, _, cont in part for token in cont], dtype=torch.long)
+        scores = logp.gather(1, targets.unsqueeze(1)).squeeze(1)
+        greedy = logp.argmax(dim=-1) == targets
+        start = 0
+        for i, _, cont in part:
+            end = start + len(cont)
+            results[i] = (float(scores[start:end].sum()), bool(greedy[start:end].all()))
+            start = end
 
     def loglikelihood_rolling(self, requests: list, disable_tqdm: bool = False) -> list[float]:
         out = []
