@@ -120,6 +120,8 @@ def test_per_item_parity_with_lm_eval_hf(eval_setup, fewshot):
     names = ["st_mc", "st_phrase", "st_lastword", "st_gen"] + (["st_rolling"] if fewshot == 0 else [])
     ref = run_lmeval(HFLM(pretrained=str(model), device="cpu", batch_size=4, dtype="float32"), tasks, names, fewshot)
     ours_lm = SeethroughLM(pretrained=str(model))
+    if fewshot:  # few-shot prompts then take the shared-cache path for multi-token choices, 0-shot the rows
+        ours_lm.SHARED_PREFIX_TOKENS = 16
     with faster_lm_eval():  # as `seethrough eval` runs lm-eval: the prompts must not change
         ours = run_lmeval(ours_lm, tasks, names, fewshot)
     for task in names:
@@ -193,8 +195,8 @@ def test_package_list_in_process_is_what_pip_list_prints():
     assert collect_env.run is original
 
 
-@pytest.mark.parametrize("batch_size", ["1", "64", "auto"])
-def test_batch_invariance(eval_setup, batch_size):
+@pytest.mark.parametrize("batch_size,shared_prefix", [("1", None), ("64", None), ("auto", None), ("auto", 8)])
+def test_batch_invariance(eval_setup, batch_size, shared_prefix):
     """An item's log-likelihood does not depend on what else is scored with it or in which order:
     against each item scored alone with batch size 1, bit for bit for continuations of several
     tokens at any batch size and for every continuation at batch size 1, and within 1e-6 for
@@ -205,6 +207,8 @@ def test_batch_invariance(eval_setup, batch_size):
 
     model, _ = eval_setup
     lm = SeethroughLM(pretrained=str(model), batch_size=batch_size)
+    if shared_prefix:  # continuations of contexts this long run on the context's cache
+        lm.SHARED_PREFIX_TOKENS = shared_prefix
     rng = random.Random(1)
     words = lm.tokenizer.convert_ids_to_tokens(list(range(2, 200)))
     pairs = [(" ".join(rng.choices(words, k=rng.randint(1, 20))), " " + " ".join(rng.choices(words, k=rng.randint(1, 4))))
@@ -219,7 +223,12 @@ def test_batch_invariance(eval_setup, batch_size):
                                     disable_tqdm=True)
 
     reference = SeethroughLM(pretrained=str(model), batch_size=1)
+    reference.SHARED_PREFIX_TOKENS = lm.SHARED_PREFIX_TOKENS
     alone = [score(reference, [p])[0] for p in pairs]
+    if shared_prefix:  # the cache path computes what the row path does, up to rounding
+        rows = score(SeethroughLM(pretrained=str(model)), pairs)
+        assert max(abs(a[0] - b[0]) for a, b in zip(alone, rows)) <= 1e-5
+        assert sum(len(lm.tok_encode(c)) > 1 and len(lm.tok_encode(x)) >= 8 for x, c in pairs) >= 10
     together = score(lm, pairs)
     order = list(range(len(pairs)))
     rng.shuffle(order)
