@@ -180,8 +180,8 @@ class SeethroughLM(TemplateLM):
                 continue
             whole = (context_enc + continuation_enc)[-(self.max_length + 1):]
             groups[tuple(whole[:len(whole) - len(continuation_enc)])].append((i, continuation_enc))
-        # a one-token continuation needs only its prefix's last row, computed once per prefix; any
-        # other runs as prefix + continuation but its last token, logits read from the prefix's end on.
+        # a one-token continuation needs only its prefix's last row, computed once per prefix; a longer
+        # one runs on its prefix's cache if the prefix is long, else as a row of prefix + continuation.
         # Which way a request goes depends on the request alone, never on what else shares its prefix.
         one_token: dict[tuple[int, ...], list[tuple[int, int]]] = defaultdict(list)
         sequences: dict[int, list[tuple[int, tuple[int, ...], list[int]]]] = defaultdict(list)
@@ -241,16 +241,22 @@ class SeethroughLM(TemplateLM):
         ids = torch.tensor([list(prefix) + cont[:-1] for _, prefix, cont in part], dtype=torch.long)
         rows = [row for row, (_, _, cont) in enumerate(part) for _ in cont]
         positions = [len(prefix) - 1 + k for _, prefix, cont in part for k in range(len(cont))]
+        picked = (torch.tensor(rows), torch.tensor(positions))
+        fired = []
+
+        def pick(_: Any, args: tuple) -> tuple:
+            fired.append(True)
+            return (args[0][picked].unsqueeze(0), *args[1:])
+
         head = self.model.get_output_embeddings()
-        if head is None:  # no separate output layer to hook: project every position
-            logits = self.model(input_ids=ids, use_cache=False).logits[rows, positions]
-        else:
-            picked = (torch.tensor(rows), torch.tensor(positions))
-            hook = head.register_forward_pre_hook(lambda _, args: (args[0][picked].unsqueeze(0), *args[1:]))
-            try:
-                logits = self.model(input_ids=ids, use_cache=False).logits[0]
-            finally:
+        hook = head.register_forward_pre_hook(pick) if head is not None else None
+        try:
+            logits = self.model(input_ids=ids, use_cache=False).logits
+        finally:
+            if hook is not None:
                 hook.remove()
+        # a model that never calls its output layer as a module projected every position
+        logits = logits[0] if fired else logits[picked]
         logp = torch.log_softmax(logits.float(), dim=-1)
         targets = torch.tensor([token for _, _, cont in part for token in cont], dtype=torch.long)
         scores = logp.gather(1, targets.unsqueeze(1)).squeeze(1)
