@@ -40,22 +40,13 @@ def compiled_templates() -> Iterator[None]:
     """Within the block, lm-eval's ``apply_template`` reuses compiled templates (same output)."""
     from lm_eval import utils as lm_utils
 
-    original = lm_utils.apply_template
-    if getattr(original, "_seethrough_memoized", False):  # nested: the outer block already did it
-        yield
-        return
-    environment = lm_utils.env
-    compile_template = functools.lru_cache(maxsize=4096)(environment.from_string)
+    compile_template = functools.lru_cache(maxsize=4096)(lm_utils.env.from_string)
 
     def apply_template(template: str, doc: dict) -> str:
         return compile_template(template).render(**doc)
 
-    apply_template._seethrough_memoized = True  # type: ignore[attr-defined]
-    lm_utils.apply_template = apply_template
-    try:
+    with _replaced(lm_utils, "apply_template", apply_template):
         yield
-    finally:
-        lm_utils.apply_template = original
 
 
 PIP_LIST_FREEZE = [sys.executable, "-mpip", "list", "--format=freeze"]  # the command collect_env runs
@@ -72,22 +63,34 @@ def in_process_package_list() -> Iterator[None]:
     except ImportError:  # no torch: lm-eval writes no torch report either
         yield
         return
-    original = collect_env.run
-    if getattr(original, "_seethrough_in_process", False) or importlib.util.find_spec("pip") is None:
-        yield  # nested, or no pip: the subprocess would fail, and the report says so as before
+    if importlib.util.find_spec("pip") is None:  # the subprocess would fail, and the report says so as before
+        yield
         return
+    original = collect_env.run
 
     def run(command: Any) -> tuple[int, str, str]:
         if command == PIP_LIST_FREEZE:
             return 0, installed_packages(), ""
         return original(command)
 
-    run._seethrough_in_process = True  # type: ignore[attr-defined]
-    collect_env.run = run
+    with _replaced(collect_env, "run", run):
+        yield
+
+
+@contextlib.contextmanager
+def _replaced(owner: Any, name: str, replacement: Any) -> Iterator[None]:
+    """``owner.name`` is ``replacement`` within the block and the original after it; inside another
+    block of this module that replaced it already, the outer replacement stays."""
+    original = getattr(owner, name)
+    if getattr(original, "_seethrough_replacement", False):
+        yield
+        return
+    replacement._seethrough_replacement = True
+    setattr(owner, name, replacement)
     try:
         yield
     finally:
-        collect_env.run = original
+        setattr(owner, name, original)
 
 
 STDLIB_NAMES = {"python", "wsgiref", "argparse"}  # pip list skips these (pip's stdlib_pkgs)
