@@ -207,11 +207,11 @@ class SeethroughLM(TemplateLM):
                     for row, prefix in enumerate(chunk):
                         for i, token in one_token[prefix]:
                             results[i] = (float(rows[row, token]), best[row] == token)
-            for length, members in sequences.items():
-                longest = max(len(cont) for _, _, cont in members)  # log-probability rows per sequence, at most
-                per_call = self._batch or max(1, min(self.AUTO_MAX_ROWS, self.AUTO_TOKENS_PER_CALL // length,
-                                                     self.AUTO_LOGIT_ROWS // longest))
-                with tiled_linear_layers(self.model):  # these rows are bit for bit what they are alone
+            with tiled_linear_layers(self.model):  # these rows are bit for bit what they are alone
+                for length, members in sequences.items():
+                    longest = max(len(cont) for _, _, cont in members)  # log-probability rows per sequence, at most
+                    per_call = self._batch or max(1, min(self.AUTO_MAX_ROWS, self.AUTO_TOKENS_PER_CALL // length,
+                                                         self.AUTO_LOGIT_ROWS // longest))
                     for start in range(0, len(members), per_call):
                         self._score_sequences(members[start:start + per_call], results)
             for prefix, members in on_cache.items():
