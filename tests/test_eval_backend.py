@@ -23,14 +23,6 @@ metric_list:
   - metric: acc
   - metric: acc_norm
 """,
-    "st_phrase": """
-output_type: multiple_choice
-doc_to_text: "{{prompt}}"
-doc_to_choice: "{{choices}}"
-doc_to_target: "{{choices.index(answer)}}"
-metric_list:
-  - metric: acc
-""",
     "st_lastword": """
 output_type: loglikelihood
 doc_to_text: "{{context}}"
@@ -60,6 +52,7 @@ metric_list:
   - metric: exact_match
 """,
 }
+TASKS["st_phrase"] = TASKS["st_mc"]  # the same multiple choice, over choices of several tokens
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +70,7 @@ def eval_setup(world_corpus, tmp_path_factory):
     bios = [d["text"] for d in docs if d["kind"] in ("bio", "background")][:24]
     data = {
         "st_mc": [{"prompt": i["prompt"], "choices": i["choices"], "answer": i["answer"]} for i in items],
-        "st_phrase": [_phrases(i, rng) for i in items],  # choices of 2-5 tokens: scored on the prefix's cache
+        "st_phrase": [_phrases(i, rng) for i in items],  # choices of 2-5 tokens
         "st_lastword": [{"context": " ".join(t.split()[:-2]), "last": t.split()[-2]} for t in bios],
         "st_rolling": [{"text": t} for t in bios[:12]],
         "st_gen": [{"prompt": i["prompt"], "answer": i["answer"]} for i in items[:12]],
