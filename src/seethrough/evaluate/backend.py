@@ -15,18 +15,18 @@ What differs is how the forward passes are scheduled:
 - A continuation of several tokens runs as one row, its prefix and its tokens but the last, with
   rows of exactly equal length together, and log-probabilities computed only at the positions whose
   next token is scored (lm-eval's ``hf`` computes them at every position of every row, padding
-  included). The linear layers multiply in fixed tiles of rows meanwhile
-  (``invariant.tiled_linear_layers``), so these scores are the same to the bit whatever else is
-  evaluated and at any batch size (tested).
-  After a prefix of ``SHARED_PREFIX_TOKENS`` or more (long few-shot prompts), the prefix instead
-  runs once, alone, and each continuation alone on its KV cache: one small pass per continuation
-  is worth it only when it saves that much prefix work (below it, this was measured 3x slower than
-  ``hf`` on choices of 2-9 tokens), and batching those passes across items would break the
-  invariance.
-- One-token scores differ from the same request scored alone by float rounding only: within 1e-6
-  on the test model (tested at batch sizes 64 and auto; bit for bit at 1); at Pythia-70M shape with
-  random weights by up to 1.9e-6 near -11, 2 float32 units in the last place. Tiling these too
-  would make them exact, but costs 23-32% of the forward pass (measured), so it is not done.
+  included). After a prefix of ``SHARED_PREFIX_TOKENS`` or more (long few-shot prompts), the prefix
+  instead runs once, alone, and each continuation alone on its KV cache: one small pass per
+  continuation is worth it only when it saves that much prefix work (below it, this was measured 3x
+  slower than ``hf`` on choices of 2-9 tokens), and batching those passes across items would break
+  the invariance.
+- Every batched pass multiplies its linear layers in fixed tiles of rows
+  (``invariant.tiled_linear_layers``), so every score is the same to the bit whatever else is
+  evaluated, in whatever order, at any batch size (tested). The tile sizes are fixed per path
+  (``LAST_ROW_TILES``, ``SEQUENCE_TILES``) and a request's path depends on the request alone. This
+  costs the one-token path about 8% of its forward passes at Pythia-70M shape (measured; 128-row
+  tiles there cost 17-24%, and left untiled its scores moved by up to 2 float32 units in the last
+  place, 1.9e-6 near -11, with the batch).
 - Generation is greedy with a KV cache and stops at the first stop sequence or end-of-text token.
 - An ambiguous context/continuation split (the context's tokens are not a prefix of the whole's)
   or an empty continuation is flagged in ``self.flags`` instead of crashing.
@@ -53,6 +53,11 @@ class SeethroughLM(TemplateLM):
     # ~150 batched tokens) saves recomputing the prefix for each of the other choices
     SHARED_PREFIX_TOKENS = 256
     AUTO_LOGIT_ROWS = 1024  # positions x vocabulary floats of log-probabilities per call, for continuations
+    # (rows of the body's linear layers, rows of the output layer) per product: prompts scored at their
+    # last row come ~2,048 tokens a call and fill 512-row tiles; continuations of several tokens come in
+    # many short groups of equal length, where 128-row tiles pad least (measured in invariant.py)
+    LAST_ROW_TILES = (512, 128)
+    SEQUENCE_TILES = (128, 128)
 
     def __init__(self, pretrained: str, max_length: int | None = None, max_gen_toks: int = 256,
                  threads: int | None = None, batch_size: int | str = "auto", cache_dir: str | None = None,
@@ -198,16 +203,17 @@ class SeethroughLM(TemplateLM):
         for prefix in one_token:
             single[len(prefix)].append(prefix)
         with torch.inference_mode():
-            for length, prefixes in single.items():
-                per_call = self._batch or max(1, min(self.AUTO_MAX_ROWS, self.AUTO_TOKENS_PER_CALL // length))
-                for start in range(0, len(prefixes), per_call):
-                    chunk = prefixes[start:start + per_call]
-                    rows = self._last_rows(chunk)
-                    best = rows.argmax(dim=-1).tolist()
-                    for row, prefix in enumerate(chunk):
-                        for i, token in one_token[prefix]:
-                            results[i] = (float(rows[row, token]), best[row] == token)
-            with tiled_linear_layers(self.model):  # these rows are bit for bit what they are alone
+            with tiled_linear_layers(self.model, *self.LAST_ROW_TILES):  # each row's bits are its own
+                for length, prefixes in single.items():
+                    per_call = self._batch or max(1, min(self.AUTO_MAX_ROWS, self.AUTO_TOKENS_PER_CALL // length))
+                    for start in range(0, len(prefixes), per_call):
+                        chunk = prefixes[start:start + per_call]
+                        rows = self._last_rows(chunk)
+                        best = rows.argmax(dim=-1).tolist()
+                        for row, prefix in enumerate(chunk):
+                            for i, token in one_token[prefix]:
+                                results[i] = (float(rows[row, token]), best[row] == token)
+            with tiled_linear_layers(self.model, *self.SEQUENCE_TILES):
                 for length, members in sequences.items():
                     longest = max(len(cont) for _, _, cont in members)  # log-probability rows per sequence, at most
                     per_call = self._batch or max(1, min(self.AUTO_MAX_ROWS, self.AUTO_TOKENS_PER_CALL // length,
