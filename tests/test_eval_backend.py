@@ -372,3 +372,34 @@ def test_tiled_linear_layers_make_a_row_independent_of_its_batch():
     assert torch.equal(alone, together) and torch.equal(alone, in_threes)
     assert torch.allclose(together, plain[::37], atol=1e-5)
     assert all("forward" not in vars(m) for m in model.modules())
+
+
+def test_the_output_layer_has_its_own_tile_size():
+    """A model's output layer (get_output_embeddings) multiplies output_rows rows at a time, the
+    other layers rows at a time: each gives a row the same bits alone and among 300 others."""
+    from seethrough.evaluate.invariant import tiled_linear_layers
+
+    class WithHead(torch.nn.Sequential):
+        def get_output_embeddings(self):
+            return self[-1]
+
+    torch.manual_seed(0)
+    model = WithHead(torch.nn.Linear(64, 96), torch.nn.GELU(), torch.nn.Linear(96, 500))
+    x = torch.randn(300, 64)
+    calls = []
+    real_addmm = torch.addmm
+
+    def counting_addmm(bias, rows, weight, **kwargs):
+        calls.append((weight.shape[1], rows.shape[0]))
+        return real_addmm(bias, rows, weight, **kwargs)
+
+    with torch.inference_mode(), tiled_linear_layers(model, rows=128, output_rows=16):
+        torch.addmm = counting_addmm
+        try:
+            together = model(x)[::37]
+        finally:
+            torch.addmm = real_addmm
+        alone = torch.cat([model(x[i:i + 1]) for i in range(0, 300, 37)])
+    assert torch.equal(alone, together)
+    assert sorted(set(calls)) == [(96, 128), (500, 16)]
+    assert calls.count((96, 128)) == 3 and calls.count((500, 16)) == 19  # 300 rows: 3 tiles of 128, 19 of 16
