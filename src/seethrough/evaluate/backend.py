@@ -47,12 +47,11 @@ from lm_eval import utils as lm_utils
 class SeethroughLM(TemplateLM):
     _DEFAULT_MAX_LENGTH = 2048
     AUTO_TOKENS_PER_CALL = 2048
-    AUTO_MAX_ROWS = 1024  # the last rows' log-probabilities are rows x vocabulary floats
     # a continuation of several tokens after a prefix at least this long runs on the prefix's cache:
     # one small pass per continuation (measured ~40 ms at Pythia-70M shape on 2 cores, the cost of
     # ~150 batched tokens) saves recomputing the prefix for each of the other choices
     SHARED_PREFIX_TOKENS = 256
-    AUTO_LOGIT_ROWS = 1024  # positions x vocabulary floats of log-probabilities per call, for continuations
+    AUTO_LOGIT_ROWS = 1024  # scored positions per call: each holds a vocabulary's worth of log-probabilities
     # (rows of the body's linear layers, rows of the output layer) per product: prompts scored at their
     # last row come ~2,048 tokens a call and fill 512-row tiles; continuations of several tokens come in
     # many short groups of equal length, where 128-row tiles pad least (measured in invariant.py)
@@ -205,7 +204,7 @@ class SeethroughLM(TemplateLM):
         with torch.inference_mode():
             with tiled_linear_layers(self.model, *self.LAST_ROW_TILES):  # each row's bits are its own
                 for length, prefixes in single.items():
-                    per_call = self._batch or max(1, min(self.AUTO_MAX_ROWS, self.AUTO_TOKENS_PER_CALL // length))
+                    per_call = self._rows_per_call(length, 1)
                     for start in range(0, len(prefixes), per_call):
                         chunk = prefixes[start:start + per_call]
                         rows = self._last_rows(chunk)
@@ -215,14 +214,17 @@ class SeethroughLM(TemplateLM):
                                 results[i] = (float(rows[row, token]), best[row] == token)
             with tiled_linear_layers(self.model, *self.SEQUENCE_TILES):
                 for length, members in sequences.items():
-                    longest = max(len(cont) for _, _, cont in members)  # log-probability rows per sequence, at most
-                    per_call = self._batch or max(1, min(self.AUTO_MAX_ROWS, self.AUTO_TOKENS_PER_CALL // length,
-                                                         self.AUTO_LOGIT_ROWS // longest))
+                    per_call = self._rows_per_call(length, max(len(cont) for _, _, cont in members))
                     for start in range(0, len(members), per_call):
                         self._score_sequences(members[start:start + per_call], results)
             for prefix, members in on_cache.items():
                 self._score_on_cache(list(prefix), members, results)
         return results  # type: ignore[return-value]
+
+    def _rows_per_call(self, length: int, scored: int) -> int:
+        """Rows of ``length`` tokens, each with up to ``scored`` scored positions, per forward pass:
+        ``batch_size``, or with ``auto`` as many as fit both per-call budgets."""
+        return self._batch or max(1, min(self.AUTO_TOKENS_PER_CALL // length, self.AUTO_LOGIT_ROWS // scored))
 
     def _score_on_cache(self, prefix: list[int], members: list[tuple[int, list[int]]], results: list) -> None:
         """Continuations of a long prefix: the prefix runs once, alone, and each continuation alone on
