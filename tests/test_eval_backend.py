@@ -113,8 +113,6 @@ def test_per_item_parity_with_lm_eval_hf(eval_setup, fewshot):
     names = ["st_mc", "st_phrase", "st_lastword", "st_gen"] + (["st_rolling"] if fewshot == 0 else [])
     ref = run_lmeval(HFLM(pretrained=str(model), device="cpu", batch_size=4, dtype="float32"), tasks, names, fewshot)
     ours_lm = SeethroughLM(pretrained=str(model))
-    if fewshot:  # few-shot prompts then take the shared-cache path for multi-token choices, 0-shot the rows
-        ours_lm.SHARED_PREFIX_TOKENS = 16
     with faster_lm_eval():  # as `seethrough eval` runs lm-eval: the prompts must not change
         ours = run_lmeval(ours_lm, tasks, names, fewshot)
     for task in names:
@@ -188,46 +186,108 @@ def test_package_list_in_process_is_what_pip_list_prints():
     assert collect_env.run is original
 
 
-@pytest.mark.parametrize("batch_size,shared_prefix", [("1", None), ("64", None), ("auto", None), ("auto", 8)])
-def test_batch_invariance(eval_setup, batch_size, shared_prefix):
-    """An item's log-likelihood does not depend on what else is scored with it or in which order:
-    bit for bit against each item scored alone with batch size 1, for continuations of one token
-    and of several, at any batch size (the issue asks for 1e-6; float32 cannot resolve that for
-    sums below -8, so only identical arithmetic meets it)."""
-    from lm_eval.api.instance import Instance
+@pytest.fixture(scope="module")
+def wide_model(eval_setup, tmp_path_factory):
+    """The eval model's tokenizer on a wider random model (4 layers, width 128): at the tiny model's
+    width 32 the matrix products give each row the same bits at any row count even untiled, so
+    only a wider model shows that the tiles are what makes the scores batch-invariant."""
+    from transformers import AutoConfig
 
-    from seethrough.evaluate.backend import SeethroughLM
+    from seethrough.train.model import build_model
 
     model, _ = eval_setup
-    lm = SeethroughLM(pretrained=str(model), batch_size=batch_size)
-    if shared_prefix:  # continuations of contexts this long run on the context's cache
-        lm.SHARED_PREFIX_TOKENS = shared_prefix
-    rng = random.Random(1)
-    words = lm.tokenizer.convert_ids_to_tokens(list(range(2, 200)))
+    folder = tmp_path_factory.mktemp("wide")
+    build_model("small", AutoConfig.from_pretrained(model).vocab_size, 128, 0, seed=5).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (folder / name).write_bytes((model / name).read_bytes())
+    return folder
+
+
+def _invariance_pairs(words, rng):
     pairs = [(" ".join(rng.choices(words, k=rng.randint(1, 20))), " " + " ".join(rng.choices(words, k=rng.randint(1, 4))))
              for _ in range(64)]
     pairs += [(pairs[0][0], " " + w) for w in words[:6]]  # a shared context, as in multiple choice
-    pairs += [(pairs[1][0], " " + " ".join(rng.choices(words, k=k))) for k in (2, 3, 4, 2)]  # choices of 2-4 words
+    pairs += [(pairs[1][0], " " + " ".join(rng.choices(words, k=k))) for k in (2, 3, 4, 2, 1)]  # choices of 1-4 words
+    pairs += [(pairs[2][0], " " + " ".join(rng.choices(words, k=k))) for k in (3, 3, 2)]
     # equal-length contexts with equal-length continuations: these share forward passes when batched
     pairs += [(" ".join(rng.choices(words, k=8)), " " + " ".join(rng.choices(words, k=3))) for _ in range(16)]
+    return pairs
 
-    def score(scorer, chosen):
-        return scorer.loglikelihood([Instance("loglikelihood", {}, p, i) for i, p in enumerate(chosen)],
-                                    disable_tqdm=True)
 
+def _loglikelihoods(scorer, pairs):
+    from lm_eval.api.instance import Instance
+
+    return scorer.loglikelihood([Instance("loglikelihood", {}, p, i) for i, p in enumerate(pairs)], disable_tqdm=True)
+
+
+def _brute_force(model, tokenizer, pairs):
+    """Each pair on its own, lm-eval's way: the whole row through the model, log_softmax, the
+    continuation's tokens read off and summed, greedy if each is its row's argmax."""
+    import torch
+
+    out = []
+    for context, continuation in pairs:
+        whole = tokenizer.encode(context + continuation)
+        cont = whole[len(tokenizer.encode(context.rstrip())):]
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([whole[:-1]])).logits[0, -len(cont):], dim=-1)
+        target = torch.tensor(cont)
+        out.append((float(logp.gather(1, target[:, None]).sum()), bool((logp.argmax(-1) == target).all())))
+    return out
+
+
+@pytest.mark.parametrize("batch_size", ["1", "64", "auto"])
+def test_batch_invariance(wide_model, batch_size):
+    """An item's log-likelihoods do not depend on what else is scored with them or in which order:
+    bit for bit against each item (the requests that share one context: a question's choices, which
+    are scored together in one packed row) scored alone with batch size 1, for continuations of one
+    token and of several, at any batch size (the issue asks for 1e-6; float32 cannot resolve that
+    for sums below -8, so only identical arithmetic meets it)."""
+    from seethrough.evaluate.backend import SeethroughLM
+
+    model = wide_model
+    lm = SeethroughLM(pretrained=str(model), batch_size=batch_size)
+    rng = random.Random(1)
+    pairs = _invariance_pairs(lm.tokenizer.convert_ids_to_tokens(list(range(2, 200))), rng)
     reference = SeethroughLM(pretrained=str(model), batch_size=1)
-    reference.SHARED_PREFIX_TOKENS = lm.SHARED_PREFIX_TOKENS
-    alone = [score(reference, [p])[0] for p in pairs]
-    if shared_prefix:  # the cache path computes what the row path does, up to rounding
-        rows = score(SeethroughLM(pretrained=str(model)), pairs)
-        assert max(abs(a[0] - b[0]) for a, b in zip(alone, rows)) <= 1e-5
-        assert sum(len(lm.tok_encode(c)) > 1 and len(lm.tok_encode(x)) >= 8 for x, c in pairs) >= 10
-    together = score(lm, pairs)
+    items: dict[str, list[int]] = {}
+    for k, (context, _) in enumerate(pairs):
+        items.setdefault(context, []).append(k)
+    alone = [None] * len(pairs)
+    for members in items.values():
+        for k, result in zip(members, _loglikelihoods(reference, [pairs[k] for k in members])):
+            alone[k] = result
+    together = _loglikelihoods(lm, pairs)
     order = list(range(len(pairs)))
     rng.shuffle(order)
-    shuffled = score(lm, [pairs[i] for i in order])
+    shuffled = _loglikelihoods(lm, [pairs[i] for i in order])
     assert [shuffled[k] for k in sorted(range(len(order)), key=order.__getitem__)] == alone
     assert together == alone
+    # packed rows compute what each pair computes on its own, up to float32 rounding
+    assert lm._packing_works() and sum(len(members) > 1 for members in items.values()) == 3
+    expected = _brute_force(reference.model, reference.tokenizer, pairs)
+    assert max(abs(a[0] - b[0]) for a, b in zip(alone, expected)) <= 1e-4
+    assert [a[1] for a in alone] == [b[1] for b in expected]
+
+
+def test_a_model_that_cannot_take_packed_rows_scores_each_continuation_alone(wide_model):
+    """A model that ignores the position ids it is given (as one that derives positions itself
+    would) fails the packing probe, and then every continuation gets a row of its own: the scores
+    are still right, and still the same at any batch size."""
+    from seethrough.evaluate.backend import SeethroughLM
+
+    lms = [SeethroughLM(pretrained=str(wide_model), batch_size=b) for b in ("1", "auto")]
+    for lm in lms:
+        forward = lm.model.forward
+        lm.model.forward = lambda *args, _forward=forward, **kwargs: _forward(
+            *args, **{k: v for k, v in kwargs.items() if k != "position_ids"})
+    pairs = _invariance_pairs(lms[0].tokenizer.convert_ids_to_tokens(list(range(2, 200))), random.Random(2))
+    one_at_a_time, batched = (_loglikelihoods(lm, pairs) for lm in lms)
+    assert not lms[0]._packing_works() and not lms[1]._packing_works()
+    assert one_at_a_time == batched
+    expected = _brute_force(lms[0].model, lms[0].tokenizer, pairs)
+    assert max(abs(a[0] - b[0]) for a, b in zip(batched, expected)) <= 1e-4
+    assert [a[1] for a in batched] == [b[1] for b in expected]
 
 
 def test_an_empty_continuation_is_flagged_not_a_crash(eval_setup):
