@@ -12,21 +12,25 @@ What differs is how the forward passes are scheduled:
   the matrix units busy, 1.8x faster than 32 at a time for 5-token prompts measured here, and past
   about 2,048 tokens a call gets slower again as activations leave the cache: 300 prompts of 23
   tokens took 2.37 s at 2,048 tokens a call, 2.84 s at 8,192, 2.56 s at 1,024).
-- A continuation of several tokens runs as one row, its prefix and its tokens but the last, with
-  rows of exactly equal length together, and log-probabilities computed only at the positions whose
-  next token is scored (lm-eval's ``hf`` computes them at every position of every row, padding
-  included). After a prefix of ``SHARED_PREFIX_TOKENS`` or more (long few-shot prompts), the prefix
-  instead runs once, alone, and each continuation alone on its KV cache: one small pass per
-  continuation is worth it only when it saves that much prefix work (below it, this was measured 3x
-  slower than ``hf`` on choices of 2-9 tokens), and batching those passes across items would break
-  the invariance.
+- A context with a continuation of several tokens runs as a packed row: the context once, then each
+  of its distinct continuations (all but the last token) after it, each attending to the context
+  and to its own earlier tokens only (a 4-D attention mask), at the positions it would have in a
+  row of its own. A 4-choice question thus costs one context instead of four, whatever its length
+  (3-shot, choices of 2-9 tokens at Pythia-70M shape: 2.4x faster than one row per choice, measured
+  here). Log-probabilities are computed only at the positions whose next token is scored; the
+  context's last position, which predicts every choice's first token, once (lm-eval's ``hf``
+  computes them at every position of every row, padding included). Rows are padded to a multiple
+  of ``PACKED_ROW_MULTIPLE`` and rows of equal padded length share a pass. Whether the model computes
+  a packed row as it would each row alone (it honours a 4-D mask and position ids) is probed once,
+  on a few tokens; a model that fails gets one row per continuation.
 - Every batched pass multiplies its linear layers in fixed tiles of rows
   (``invariant.tiled_linear_layers``), so every score is the same to the bit whatever else is
   evaluated, in whatever order, at any batch size (tested). The tile sizes are fixed per path
-  (``LAST_ROW_TILES``, ``SEQUENCE_TILES``) and a request's path depends on the request alone. This
-  costs the one-token path about 8% of its forward passes at Pythia-70M shape (measured; 128-row
-  tiles there cost 17-24%, and left untiled its scores moved by up to 2 float32 units in the last
-  place, 1.9e-6 near -11, with the batch).
+  (``LAST_ROW_TILES``, ``PACKED_TILES``), and a request's path and row layout depend only on the
+  requests that share its context (its own question's choices), never on anything else evaluated.
+  This costs the one-token path about 8% of its forward passes at Pythia-70M shape (measured;
+  128-row tiles there cost 17-24%, and left untiled its scores moved by up to 2 float32 units in
+  the last place, 1.9e-6 near -11, with the batch).
 - Generation is greedy with a KV cache and stops at the first stop sequence or end-of-text token.
 - An ambiguous context/continuation split (the context's tokens are not a prefix of the whole's)
   or an empty continuation is flagged in ``self.flags`` instead of crashing.
