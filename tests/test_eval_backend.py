@@ -463,3 +463,23 @@ def test_the_output_layer_has_its_own_tile_size():
     assert torch.equal(alone, together)
     assert sorted(set(calls)) == [(96, 128), (500, 16)]
     assert calls.count((96, 128)) == 3 and calls.count((500, 16)) == 19  # 300 rows: 3 tiles of 128, 19 of 16
+
+
+def test_choices_that_do_not_fit_one_row_are_split_across_rows(wide_model):
+    """A question whose context and choices together exceed ``max_length`` is packed into several
+    rows, each starting with the context; the scores are still each pair's own."""
+    from seethrough.evaluate.backend import SeethroughLM
+
+    lm = SeethroughLM(pretrained=str(wide_model), max_length=12)
+    words = lm.tokenizer.convert_ids_to_tokens(list(range(2, 200)))
+    rng = random.Random(3)
+    context = " ".join(rng.choices(words, k=5))
+    pairs = [(context, " " + " ".join(rng.choices(words, k=k))) for k in (3, 4, 3, 2, 4)]
+    encoded = [lm._encode_pair(c, x) for c, x in pairs]
+    rows = lm._pack(tuple(encoded[0][0]), [(i, cont) for i, (_, cont) in enumerate(encoded)])
+    assert len(rows) >= 2 and all(len(row.tokens) <= 16 for row in rows)  # 12, padded to a multiple of 16
+    assert sorted(i for row in rows for i, _, _ in row.requests) == list(range(len(pairs)))
+    scores = _loglikelihoods(lm, pairs)
+    expected = _brute_force(lm.model, lm.tokenizer, pairs)
+    assert max(abs(a[0] - b[0]) for a, b in zip(scores, expected)) <= 1e-4
+    assert [a[1] for a in scores] == [b[1] for b in expected]
