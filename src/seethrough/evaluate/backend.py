@@ -277,7 +277,8 @@ class SeethroughLM(TemplateLM):
                 self._packing, results = packing, [None, None, None]
                 try:
                     with self._torch.inference_mode():
-                        self._score_packed(self._pack(tuple(tokens[:4]), members), results)
+                        for row in self._pack(tuple(tokens[:4]), members):
+                            self._score_packed([row], results)
                 except (TypeError, ValueError, RuntimeError, IndexError):
                     results = [(float("nan"), False)] * 3
                 scores.append([score for score, _ in results])
