@@ -68,8 +68,10 @@ class SeethroughLM(TemplateLM):
     PACKED_ROW_MULTIPLE = 16
     AUTO_LOGIT_ROWS = 1024  # scored positions per call: each holds a vocabulary's worth of log-probabilities
     # (rows of the body's linear layers, rows of the output layer) per product: prompts scored at their
-    # last row come ~2,048 tokens a call and fill 512-row tiles; continuations of several tokens come in
-    # many short groups of equal length, where 128-row tiles pad least (measured in invariant.py)
+    # last row come ~2,048 tokens a call and fill 512-row tiles (measured in invariant.py); packed rows
+    # come in one short last call per padded length, where 128-row tiles pad least (measured on choices
+    # of 2-9 tokens: 256-row body tiles 1.04x slower at 0-shot, 512-row 1.25x, 512/512 1.28x; at
+    # 3-shot 256 and 512 were 0.95x, within this machine's noise)
     LAST_ROW_TILES = (512, 128)
     PACKED_TILES = (128, 128)
 
@@ -320,19 +322,16 @@ class SeethroughLM(TemplateLM):
                 hook.remove()
         # a model that never calls its output layer as a module projected every position
         logits = (logits[0] if fired else logits[picked]).float()
-        rows_at, tokens, offset = [], [], 0
+        rows_at, tokens, spans, offset = [], [], [], 0
         for row in part:
-            for _, cont, picks in row.requests:
+            for i, cont, picks in row.requests:
+                spans.append((i, len(tokens), len(tokens) + len(cont)))
                 rows_at += [offset + p for p in picks]
                 tokens += cont
             offset += len(row.scored)
         values, greedy = target_log_probs(logits, rows_at, tokens)
-        start = 0
-        for row in part:
-            for i, cont, _ in row.requests:
-                end = start + len(cont)
-                results[i] = (sum(values[start:end]), all(greedy[start:end]))
-                start = end
+        for i, start, end in spans:
+            results[i] = (sum(values[start:end]), all(greedy[start:end]))
 
     def loglikelihood_rolling(self, requests: list, disable_tqdm: bool = False) -> list[float]:
         out = []
