@@ -434,17 +434,20 @@ def test_tiled_linear_layers_make_a_row_independent_of_its_batch():
     assert all("forward" not in vars(m) for m in model.modules())
 
 
+class _WithHead(torch.nn.Sequential):
+    """A stack of layers whose last is its output layer, as a causal LM names it."""
+
+    def get_output_embeddings(self):
+        return self[-1]
+
+
 def test_the_output_layer_has_its_own_tile_size():
     """A model's output layer (get_output_embeddings) multiplies output_rows rows at a time, the
     other layers rows at a time: each gives a row the same bits alone and among 300 others."""
     from seethrough.evaluate.invariant import tiled_linear_layers
 
-    class WithHead(torch.nn.Sequential):
-        def get_output_embeddings(self):
-            return self[-1]
-
     torch.manual_seed(0)
-    model = WithHead(torch.nn.Linear(64, 96), torch.nn.GELU(), torch.nn.Linear(96, 500))
+    model = _WithHead(torch.nn.Linear(64, 96), torch.nn.GELU(), torch.nn.Linear(96, 500))
     x = torch.randn(300, 64)
     calls = []
     real_addmm = torch.addmm
@@ -471,12 +474,8 @@ def test_a_kept_output_buffer_gives_the_same_results_and_is_reused():
     so far writes where the first did, a larger one grows it. The other layers allocate as before."""
     from seethrough.evaluate.invariant import tiled_linear_layers
 
-    class WithHead(torch.nn.Sequential):
-        def get_output_embeddings(self):
-            return self[-1]
-
     torch.manual_seed(0)
-    model = WithHead(torch.nn.Linear(64, 96), torch.nn.GELU(), torch.nn.Linear(96, 500))
+    model = _WithHead(torch.nn.Linear(64, 96), torch.nn.GELU(), torch.nn.Linear(96, 500))
     batches = [torch.randn(n, 64) for n in (40, 17, 90, 5)]
     with torch.inference_mode(), tiled_linear_layers(model, rows=16):
         expected = [model(x).clone() for x in batches]

@@ -212,9 +212,10 @@ class SeethroughLM(TemplateLM):
             else:
                 for row in self._pack(prefix, members):
                     packed[len(row.tokens)].append(row)
-        # reuse_output: each pass's logits are read before the next pass writes over them
+        # tiles: each row's bits are its own; reuse_output: each pass's logits are read before the next
+        # pass writes over them
         with torch.inference_mode():
-            with tiled_linear_layers(self.model, *self.LAST_ROW_TILES, reuse_output=True):  # each row's bits are its own
+            with tiled_linear_layers(self.model, *self.LAST_ROW_TILES, reuse_output=True):
                 for length, prefixes in one_token.items():
                     per_call = self._rows_per_call(length, 1)
                     for start in range(0, len(prefixes), per_call):

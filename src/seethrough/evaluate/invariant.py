@@ -68,9 +68,10 @@ def _tiled_forward(layer: Any, tile: int, kept: list | None, x: Any) -> Any:
     if kept is None:
         out = flat.new_empty(shape)
     else:  # one buffer for the block, grown when a call needs more
-        if not kept or kept[0].numel() < shape[0] * shape[1] or kept[0].dtype != flat.dtype:
-            kept[:] = [flat.new_empty(shape[0] * shape[1])]
-        out = kept[0][:shape[0] * shape[1]].view(shape)
+        size = shape[0] * shape[1]
+        if not kept or kept[0].numel() < size or kept[0].dtype != flat.dtype:
+            kept[:] = [flat.new_empty(size)]
+        out = kept[0][:size].view(shape)
     weight = layer.weight.t()
 
     def product(rows: Any, start: int) -> None:
