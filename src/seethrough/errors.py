@@ -26,3 +26,15 @@ class IndexNotBuiltError(CorpusError):
 
 class QueryError(SeethroughError):
     """A query that cannot be answered as given (empty, too long, ids outside the vocabulary)."""
+
+
+class ConfigError(SeethroughError):
+    """A configuration value or file that cannot be used (names the flag or field to fix)."""
+
+
+class RunError(SeethroughError):
+    """A run folder that is missing, incomplete, or does not match what is asked of it."""
+
+
+class ModelError(SeethroughError):
+    """A model, checkpoint or model folder that cannot be resolved, loaded, or used with the data given."""

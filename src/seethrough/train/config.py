@@ -13,11 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import SeethroughError
-
-
-class ConfigError(SeethroughError):
-    """A configuration value or file that cannot be used."""
+from ..errors import ConfigError
 
 
 def _help(text: str) -> dict[str, str]:

@@ -13,16 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from ..corpus.store import TokenCorpus, open_token_corpus
-from ..errors import CorpusError, SeethroughError
+from ..errors import CorpusError, RunError
 from .order import Batch, DataOrder, OrderSpec
 
 RUN_MANIFEST = "run.json"
 LOG = "log.jsonl"
 CHECKPOINTS = "checkpoints"
-
-
-class RunError(SeethroughError):
-    """A run folder that is missing, incomplete, or does not match what was asked of it."""
 
 
 def checkpoint_dir(run: Path, step: int) -> Path:
