@@ -31,7 +31,7 @@ def main() -> None:
 
     import torch
 
-    from seethrough.audit.generation import greedy_continuations
+    from seethrough.model import greedy_continuations
     from seethrough.train.model import build_model
 
     torch.set_num_threads(args.threads)

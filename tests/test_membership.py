@@ -82,11 +82,11 @@ def test_reference_signal_is_the_difference_of_mean_logprobs():
     other = build_model("tiny", 61, 64, 0, seed=6).eval()
     texts = ["5 9 13 2", "7 7 7 7 7 7"]
     same = score_texts(texts, Ids(), model, 0, reference=model)
-    assert all(r["reference"] == 0.0 for r in same)
+    assert all(r.signals["reference"] == 0.0 for r in same)
     diff = score_texts(texts, Ids(), model, 0, reference=other)
     theirs = score_texts(texts, Ids(), other, 0)
     for d, t in zip(diff, theirs):
-        assert d["reference"] == pytest.approx(d["loss"] - t["loss"])
+        assert d.signals["reference"] == pytest.approx(d.signals["loss"] - t.signals["loss"])
 
 
 def test_index_signal_is_exact(word_corpus):

@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from seethrough.audit.generation import greedy_continuations  # noqa: E402
+from seethrough.model import greedy_continuations  # noqa: E402
 from seethrough.audit.memorization import (Sequence, add_duplicates, duplication_bucket, measure,  # noqa: E402
                                            sample_run_sequences, summarize, wilson_interval)
 
@@ -139,7 +139,7 @@ def test_a_plain_model_folder_samples_the_corpus(world_corpus, tmp_path):
                                               "threads": 1})
     index = open_corpus(root / "corpus")
     results = evaluate_memorization(tmp_path / "run/checkpoints/step-1", index, sample=6, prompt_len=4, cont_len=4)
-    (label, items), = results.items()
+    (label, items), = results.results.items()
     assert label == "step-1" and len(items) == 6
     for r in items:
         doc, at = r.source["doc"], r.source["doc_position"]
@@ -158,12 +158,13 @@ def test_checkpoints_are_compared_on_the_same_sequences(world_corpus, tmp_path):
                                               "threads": 1})
     results = evaluate_memorization(tmp_path / "run", open_corpus(root / "corpus"), sample=10, prompt_len=4,
                                     cont_len=4, checkpoints="all")
-    assert list(results) == ["step-0", "step-1", "step-2", "step-4"]
-    ids = [[r.prompt_ids + r.true_ids for r in items] for items in results.values()]
+    assert list(results.results) == ["step-0", "step-1", "step-2", "step-4"]
+    assert [c.step for c in results.checkpoints.values()] == [0, 1, 2, 4]
+    ids = [[r.prompt_ids + r.true_ids for r in items] for items in results.results.values()]
     assert all(x == ids[0] for x in ids)
     run = open_run(tmp_path / "run")
-    for label, items in results.items():
-        step = int(label.split("-")[1])
+    for label, items in results.results.items():
+        step = results.checkpoints[label].step
         for r in items:
             if "times_seen" in r.source:
                 assert r.source["times_seen"] == seen_before(run, r.prompt_ids + r.true_ids, step).count
@@ -180,8 +181,8 @@ def test_prompt_lengths_share_the_continuation(world_corpus, tmp_path):
                                               "threads": 1})
     results = evaluate_memorization(tmp_path / "run", open_corpus(root / "corpus"), sample=8, prompt_len=[2, 6],
                                     cont_len=4)
-    assert list(results) == ["step-2 prompt-2", "step-2 prompt-6"]
-    short, long = results["step-2 prompt-2"], results["step-2 prompt-6"]
+    assert list(results.results) == ["step-2 prompt-2", "step-2 prompt-6"]
+    short, long = results.results["step-2 prompt-2"], results.results["step-2 prompt-6"]
     for a, b in zip(short, long):
         assert a.true_ids == b.true_ids and a.prompt_ids == b.prompt_ids[-2:]
         assert a.source["prompt_len"] == 2 and b.source["prompt_len"] == 6

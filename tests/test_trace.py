@@ -29,16 +29,16 @@ def test_trace_finds_exactly_the_planted_spans(world_corpus):
     text = "<unk> <unk> " + canaries[0]["text"] + " <unk> <unk> " + canaries[1]["text"] + " <unk>"
     ids = index.encode(text).tolist()
     result = trace(index, ids, TraceSettings(min_length=4, span_density=1.0, docs_per_span=100))
-    assert [(s["start"], s["end"]) for s in result["spans"]] == [(2, 22), (24, 44)]
-    for span, canary in zip(result["spans"], canaries):
+    assert [(s["start"], s["end"]) for s in result.to_dict()["spans"]] == [(2, 22), (24, 44)]
+    for span, canary in zip(result.to_dict()["spans"], canaries):
         holders = sorted(i for i, d in enumerate(docs) if d["text"] == canary["text"])
         assert span["count"] == len(holders)
         assert sorted(d["doc"] for d in span["documents"]) == holders
         assert all(d["position"] == 0 for d in span["documents"])
-    assert result["novelty"]["longest_copied_span"] == 20
-    assert [m["spans"] for m in result["merged"]] == [[0], [1]]
-    rarest = trace(index, ids, TraceSettings(min_length=4, span_density=0.0001))["spans"]
-    assert len(rarest) == 1 and rarest[0]["unigram_logprob"] == min(s["unigram_logprob"] for s in result["spans"])
+    assert result.novelty["longest_copied_span"] == 20
+    assert [m["spans"] for m in result.merged] == [[0], [1]]
+    rarest = trace(index, ids, TraceSettings(min_length=4, span_density=0.0001)).to_dict()["spans"]
+    assert len(rarest) == 1 and rarest[0]["unigram_logprob"] == min(s["unigram_logprob"] for s in result.to_dict()["spans"])
 
 
 def test_novelty_against_brute_force(word_corpus):
@@ -51,7 +51,7 @@ def test_novelty_against_brute_force(word_corpus):
 
     for n in range(1, 7):
         grams = [ids[i:i + n] for i in range(len(ids) - n + 1)]
-        assert result["novelty"]["found_share_by_n"][str(n)] == pytest.approx(sum(map(present, grams)) / len(grams))
+        assert result.novelty["found_share_by_n"][str(n)] == pytest.approx(sum(map(present, grams)) / len(grams))
 
 
 def test_cli_trace_json(world_corpus, tmp_path):
@@ -61,6 +61,6 @@ def test_cli_trace_json(world_corpus, tmp_path):
                            "--text", "<unk> " + canary, "--json"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["spans"][0]["start"] == 1 and result["spans"][0]["end"] == 21
-    assert {"doc", "position", "snippet", "bm25"} <= set(result["spans"][0]["documents"][0])
-    assert "found_share_by_n" in result["novelty"]
+    assert result.to_dict()["spans"][0]["start"] == 1 and result.to_dict()["spans"][0]["end"] == 21
+    assert {"doc", "position", "snippet", "bm25"} <= set(result.to_dict()["spans"][0]["documents"][0])
+    assert "found_share_by_n" in result.novelty

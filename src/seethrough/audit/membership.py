@@ -152,13 +152,13 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Any)
     plt.close(fig)
 
 
-def write_roc(members: list[dict[str, Any]], nonmembers: list[dict[str, Any]], names: list[str], path: Any) -> None:
+def write_roc(members: list[TextMembership], nonmembers: list[TextMembership], names: list[str], path: Any) -> None:
     """One plot of every signal's ROC curve, members' records against non-members', written atomically."""
     from pathlib import Path
 
     curves = {}
     for name in names:
-        a, b = np.array([r[name] for r in members]), np.array([r[name] for r in nonmembers])
+        a, b = np.array([r.signals[name] for r in members]), np.array([r.signals[name] for r in nonmembers])
         fpr, tpr = roc_curve(a, b)
         curves[name] = (fpr, tpr, roc_auc(a, b))
     path = Path(path)
@@ -167,8 +167,36 @@ def write_roc(members: list[dict[str, Any]], nonmembers: list[dict[str, Any]], n
     tmp.replace(path)
 
 
-def write_evaluation(out: Any, members: list[dict[str, Any]], nonmembers: list[dict[str, Any]],
-                     result: dict[str, Any], names: list[str]) -> None:
+@dataclass
+class TextMembership:
+    """Every signal for one text: ``signals`` (higher = more likely a member: the model-only ones, the
+    ``reference`` ratio and the ``index`` share when asked), the index's ``evidence`` (maximal spans,
+    coverage, whole-text count) and, against a reference set of non-members, each signal's ``percentile``."""
+    text: str
+    tokens: int
+    signals: dict[str, float]
+    evidence: dict[str, Any] | None = None
+    percentile: dict[str, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"text": self.text, "tokens": self.tokens, **self.signals, **(self.evidence or {})}
+        if self.percentile is not None:
+            record["percentile"] = self.percentile
+        return record
+
+
+@dataclass
+class MembershipEvaluation:
+    """Members against non-members: per signal, ROC AUC with its bootstrap interval and TPR at low FPR."""
+    signals: dict[str, dict[str, Any]]
+    members: list[TextMembership]
+    nonmembers: list[TextMembership]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"signals": self.signals}
+
+
+def write_evaluation(evaluation: MembershipEvaluation, out: Any) -> None:
     """``out/scores.jsonl`` (every text's scores, spans left out), ``evaluation.json`` and ``roc.png``."""
     import json
     from pathlib import Path
@@ -177,43 +205,96 @@ def write_evaluation(out: Any, members: list[dict[str, Any]], nonmembers: list[d
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps({"member": m, **{k: v for k, v in r.items() if k != "spans"}})
-             for m, rows in ((True, members), (False, nonmembers)) for r in rows]
+    lines = [json.dumps({"member": m, **{k: v for k, v in r.to_dict().items() if k != "spans"}})
+             for m, rows in ((True, evaluation.members), (False, evaluation.nonmembers)) for r in rows]
     atomic_write_bytes(out / "scores.jsonl", ("\n".join(lines) + "\n").encode("utf-8"))
-    atomic_write_json(out / "evaluation.json", result)
-    write_roc(members, nonmembers, names, out / "roc.png")
+    atomic_write_json(out / "evaluation.json", evaluation.to_dict())
+    write_roc(evaluation.members, evaluation.nonmembers, list(evaluation.signals), out / "roc.png")
 
 
 def score_texts(texts: list[str], tokenizer: Any, model: Any, bos: int | None, index: Any = None,
-                reference: Any = None, k: float = 0.2) -> list[dict[str, Any]]:
-    """Every signal for every text (``index`` and ``reference`` when given)."""
+                reference: Any = None, k: float = 0.2) -> list[TextMembership]:
+    """Every signal for every text (``index`` and ``reference`` when given), from loaded models."""
+    if not 0 < k <= 1:
+        raise QueryError(f"--k {k}: the share of lowest-scoring tokens must be in (0, 1]")
     ids = tokenizer.encode_batch(texts)
     target = token_scores(model, ids, bos)
     ref = token_scores(reference, ids, bos) if reference is not None else None
     out = []
     for i, text in enumerate(texts):
-        record: dict[str, Any] = {"text": text, "tokens": len(ids[i]), **model_signals(target[i], text, k)}
+        record = TextMembership(text, len(ids[i]), model_signals(target[i], text, k))
         if ref is not None:
-            record["reference"] = record["loss"] - float(ref[i].logprobs.mean())
+            record.signals["reference"] = record.signals["loss"] - float(ref[i].logprobs.mean())
         if index is not None:
-            record.update(index_signal(index, ids[i]))
+            evidence = index_signal(index, ids[i])
+            record.signals["index"] = evidence.pop("index")
+            record.evidence = evidence
         out.append(record)
     return out
 
 
-def percentiles(records: list[dict[str, Any]], reference_set: list[dict[str, Any]], names: list[str]) -> None:
-    """``percentile.NAME``: share of the reference (non-member) texts scoring below each record."""
+def percentiles(records: list[TextMembership], reference_set: list[TextMembership], names: list[str]) -> None:
+    """``percentile[NAME]``: share of the reference (non-member) texts scoring below each record."""
     for name in names:
-        pool = np.sort(np.array([r[name] for r in reference_set]))
+        pool = np.sort(np.array([r.signals[name] for r in reference_set]))
         for r in records:
-            r.setdefault("percentile", {})[name] = float(np.searchsorted(pool, r[name], side="left") / len(pool))
+            r.percentile = r.percentile or {}
+            r.percentile[name] = float(np.searchsorted(pool, r.signals[name], side="left") / len(pool))
 
 
-def evaluate(members: list[dict[str, Any]], nonmembers: list[dict[str, Any]], names: list[str],
-             seed: int = 0) -> dict[str, Any]:
+def evaluate(members: list[TextMembership], nonmembers: list[TextMembership], names: list[str] | None = None,
+             seed: int = 0) -> MembershipEvaluation:
+    """ROC AUC (bootstrap CI) and TPR at 1% / 0.1% FPR of each signal (default: every signal the records have)."""
     if not members or not nonmembers:
         raise QueryError("--evaluate needs at least one member and one non-member text")
-    return {"signals": {name: evaluate_signal(np.array([r[name] for r in members]),
-                                              np.array([r[name] for r in nonmembers]), seed=seed)
-                        for name in names}}
+    names = list(members[0].signals) if names is None else names
+    return MembershipEvaluation({name: evaluate_signal(np.array([r.signals[name] for r in members]),
+                                                       np.array([r.signals[name] for r in nonmembers]), seed=seed)
+                                 for name in names}, members, nonmembers)
 
+
+class MembershipAuditor:
+    """Membership of texts in the training data of ``target`` (a run, one of its checkpoints or a model
+    folder, resolved through the model layer), with ``index`` the indexed corpus it was trained on (checked).
+
+        auditor = MembershipAuditor("run/", open_corpus("corpus/"))
+        auditor.score(["is this text in the data?"])          # [TextMembership]
+        auditor.evaluate(members, nonmembers).to_dict()         # AUC, TPR at low FPR per signal
+    """
+
+    def __init__(self, target: Any, index: Any, reference: Any = None, k: float = 0.2, checkpoint: str | None = None,
+                 threads: int | None = None, device: str = "cpu") -> None:
+        from ..model import ModelTarget, load_model, resolve_target
+        from ..model.target import check_tokenizer
+
+        if index.tokenizer is None:
+            raise QueryError(f"{index.path} has no tokenizer; membership needs text")
+        resolved = target if isinstance(target, ModelTarget) else resolve_target(target, checkpoint)
+        resolved.check_corpus(index)
+        self.index, self.k, self.checkpoint = index, k, resolved.last
+        self.model = load_model(resolved.last, device=device, threads=threads)
+        self.bos = self.model.config.bos_token_id
+        self.reference = None
+        if reference is not None:
+            check_tokenizer(reference, index.corpus)  # a reference model must read the same token ids
+            self.reference = load_model(reference, device=device, threads=threads)
+
+    @property
+    def signal_names(self) -> list[str]:
+        return [*MODEL_SIGNALS, *(["reference"] if self.reference is not None else []), "index"]
+
+    def score(self, texts: list[str], reference_set: list[str] | None = None) -> list[TextMembership]:
+        """Every signal for every text; with ``reference_set`` (known non-members), each model signal's percentile."""
+        records = score_texts(texts, self.index.tokenizer, self.model, self.bos, self.index, self.reference, self.k)
+        if reference_set is not None:
+            if not reference_set:
+                raise QueryError("the reference set is empty; give at least one known non-member text")
+            pool = score_texts(reference_set, self.index.tokenizer, self.model, self.bos, self.index, self.reference,
+                               self.k)
+            percentiles(records, pool, [n for n in self.signal_names if n != "index"])
+        return records
+
+    def evaluate(self, members: list[str], nonmembers: list[str], seed: int = 0) -> MembershipEvaluation:
+        if not members or not nonmembers:
+            raise QueryError("--evaluate needs at least one member and one non-member text")
+        return evaluate(self.score(members), self.score(nonmembers), self.signal_names, seed)

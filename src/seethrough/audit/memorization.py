@@ -90,7 +90,7 @@ def sample_corpus_sequences(corpus: Any, n: int, length: int, seed: int = 0) -> 
 def measure(model: Any, sequences: list[Sequence], prompt_len: int, cont_len: int,
             batch_size: int = 128) -> list[MemorizationResult]:
     """Greedy continuation of every prompt, scored against the truth."""
-    from .generation import greedy_continuations
+    from ..model import greedy_continuations
 
     if prompt_len < 1 or cont_len < 1:
         raise QueryError("--prompt-len and --cont-len must be at least 1")
@@ -187,40 +187,36 @@ def plot_by_duplication(tables: dict[str, list[dict[str, Any]]], path: Any, by: 
     plt.close(fig)
 
 
-def resolve_models(target: Any, checkpoints: str | None) -> tuple[Any, list[tuple[str, Any]]]:
-    """(the run or None, [(label, model folder)]): a run's checkpoints, or one HF model folder."""
-    from pathlib import Path
+@dataclass
+class MemorizationReport:
+    """What ``evaluate_memorization`` found: per label (``step-N``, or ``step-N prompt-K`` when several
+    prompt lengths are compared), the result of every sequence."""
+    results: dict[str, list[MemorizationResult]]
+    checkpoints: dict[str, Any] = field(default_factory=dict)
+    """Label -> the ``model.Checkpoint`` whose weights produced those results."""
 
-    from ..train.run import RUN_MANIFEST, open_run
+    def summary(self) -> dict[str, Any]:
+        """Per label: extraction rate and mean score, and both by duplication, document position and step."""
+        return {label: {"sequences": len(items), "extracted": sum(r.extracted for r in items) / max(1, len(items)),
+                        "score": sum(r.score for r in items) / max(1, len(items)),
+                        "by_duplicates": summarize(items, "duplicates"),
+                        "by_doc_position": summarize(items, "doc_position"),
+                        "by_step": summarize(items, "step")}
+                for label, items in self.results.items()}
 
-    target = Path(target)
-    if (target / RUN_MANIFEST).exists():
-        run = open_run(target)
-        steps = run.checkpoints
-        if not steps:
-            raise QueryError(f"run {target} has no checkpoints yet")
-        if checkpoints in (None, "", "last"):
-            chosen = [steps[-1]]
-        elif checkpoints == "all":
-            chosen = steps
-        else:
-            try:
-                chosen = [steps[-1] if c.strip() == "last" else int(c) for c in checkpoints.split(",")]
-            except ValueError:
-                raise QueryError(f"--checkpoints {checkpoints!r}: use all, last, or steps like 64,128,last") from None
-        return run, [(f"step-{s}", run.checkpoint(s)) for s in chosen]
-    if not (target / "config.json").exists():
-        raise QueryError(f"{target} is neither a run folder (run.json) nor a model folder (config.json)")
-    if checkpoints not in (None, "", "last"):
-        raise QueryError("--checkpoints needs a run folder; a model folder is one model")
-    return None, [(target.name, target)]
+    def to_dict(self) -> dict[str, Any]:
+        return {"summary": self.summary(),
+                "checkpoints": {label: c.to_dict() for label, c in self.checkpoints.items()},
+                "results": {label: [r.to_dict() for r in items] for label, items in self.results.items()}}
 
 
 def evaluate_memorization(target: Any, corpus: Any, sequences: list[Sequence] | None = None, sample: int = 1000,
                           prompt_len: int | list[int] = 32, cont_len: int = 32, checkpoints: str | None = None,
-                          batch_size: int = 128, seed: int = 0, threads: int | None = None
-                          ) -> dict[str, list[MemorizationResult]]:
-    """Results per model/checkpoint label. Without ``sequences``: a sample of what the run saw before
+                          batch_size: int = 128, seed: int = 0, threads: int | None = None,
+                          device: str = "cpu") -> MemorizationReport:
+    """Greedy extraction of sequences by each chosen checkpoint of ``target`` (a run or model folder, or a
+    resolved ``model.ModelTarget``), against ``corpus`` (the indexed corpus it was trained on: checked).
+    Without ``sequences``: a sample of what the run saw before
     its latest chosen checkpoint (the same sequences for every checkpoint, as in Pythia's forecasting
     of memorization), or, for a plain model, of the corpus. ``times_seen`` and ``first_step`` are
     counted before each checkpoint's own step.
@@ -228,31 +224,40 @@ def evaluate_memorization(target: Any, corpus: Any, sequences: list[Sequence] | 
     Several prompt lengths (Carlini et al.'s third factor): the continuation stays the same tokens
     (those after the longest prompt) and each shorter prompt is the tokens just before it; results
     are labelled ``"step-N prompt-K"``."""
-    from .generation import load_model
+    from ..model import ModelTarget, load_model, resolve_target
 
+    if sample < 1 and sequences is None:
+        raise QueryError(f"--sample {sample}: draw at least one sequence")
+    if batch_size < 1:
+        raise QueryError(f"--batch-size {batch_size}: decode at least one prompt at a time")
     lengths = sorted(set(prompt_len)) if isinstance(prompt_len, list) else [prompt_len]
+    if not lengths or lengths[0] < 1 or cont_len < 1:
+        raise QueryError("--prompt-len and --cont-len must be at least 1")
     longest = lengths[-1]
-    run, models = resolve_models(target, checkpoints)
+    resolved = target if isinstance(target, ModelTarget) else resolve_target(target, checkpoints)
+    resolved.check_corpus(corpus)
+    run = resolved.run
     eod = run.order.spec.eod_id if run is not None else None
     if sequences is not None:
         chosen = sequences
     elif run is not None:  # one sample for every checkpoint, so they are compared on the same sequences
-        latest = max(int(label.split("-")[1]) for label, _ in models)
+        latest = max(c.step for c in resolved.checkpoints)
         chosen = sample_run_sequences(run, sample, longest + cont_len, latest, seed)
     else:
         chosen = sample_corpus_sequences(corpus.corpus, sample, longest + cont_len, seed)
-    out: dict[str, list[MemorizationResult]] = {}
-    for label, folder in models:
-        model = load_model(folder, threads)
+    report = MemorizationReport({})
+    for checkpoint in resolved.checkpoints:
+        model = load_model(checkpoint, device=device, threads=threads)
         for k in lengths:
             trimmed = [Sequence(s.ids[longest - k:longest + cont_len], {**s.source, "prompt_len": k})
                        if len(s.ids) >= longest + cont_len else s for s in chosen]
             results = measure(model, trimmed, k, cont_len, batch_size)
             add_duplicates(results, corpus, eod)
             if run is not None and sequences is None:
-                _add_seen(run, results, int(label.split("-")[1]))
-            out[label if len(lengths) == 1 else f"{label} prompt-{k}"] = results
-    return out
+                _add_seen(run, results, checkpoint.step)
+            label = checkpoint.label if len(lengths) == 1 else f"{checkpoint.label} prompt-{k}"
+            report.results[label], report.checkpoints[label] = results, checkpoint
+    return report
 
 
 def _add_seen(run: Any, results: list[MemorizationResult], before_step: int) -> None:
@@ -267,7 +272,7 @@ def _add_seen(run: Any, results: list[MemorizationResult], before_step: int) -> 
         r.source["times_seen"], r.source["first_step"] = seen.count, seen.first_step
 
 
-def write_report(results: dict[str, list[MemorizationResult]], out: Any) -> dict[str, Any]:
+def write_report(report: MemorizationReport, out: Any) -> dict[str, Any]:
     """``out/memorization.parquet`` and ``.csv`` (one row per sequence and model), ``summary.json``,
     ``extraction_by_duplication.png``; returns the summary."""
     from pathlib import Path
@@ -281,7 +286,7 @@ def write_report(results: dict[str, list[MemorizationResult]], out: Any) -> dict
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for label, items in results.items():
+    for label, items in report.results.items():
         for r in items:
             record = r.to_dict()
             for key in ("generated_ids", "true_ids", "prompt_ids"):
@@ -292,12 +297,7 @@ def write_report(results: dict[str, list[MemorizationResult]], out: Any) -> dict
         tmp = out / f".{name}.tmp"
         write(table, tmp)
         tmp.replace(out / name)
-    summary = {label: {"sequences": len(items), "extracted": sum(r.extracted for r in items) / max(1, len(items)),
-                       "score": sum(r.score for r in items) / max(1, len(items)),
-                       "by_duplicates": summarize(items, "duplicates"),
-                       "by_doc_position": summarize(items, "doc_position"),
-                       "by_step": summarize(items, "step")}
-               for label, items in results.items()}
+    summary = report.summary()
     atomic_write_json(out / "summary.json", summary)
     tmp = out / ".extraction_by_duplication.png.tmp.png"
     plot_by_duplication({k: v["by_duplicates"] for k, v in summary.items()}, tmp)

@@ -89,11 +89,37 @@ def novelty(lengths: list[int], max_n: int) -> dict[str, Any]:
             "novel_share_by_n": {n: 1 - v for n, v in curve.items()}}
 
 
-def trace(index: Any, ids: list[int], settings: TraceSettings | None = None) -> dict[str, Any]:
+@dataclass
+class TraceResult:
+    """A traced text: its kept spans (with their documents), the merged pieces for display, and the
+    novelty curve; with the prompt and generated ids when the model wrote the text."""
+    ids: list[int]
+    text: str | None
+    spans: list[TracedSpan]
+    merged: list[dict[str, Any]]
+    novelty: dict[str, Any]
+    prompt: str | None = None
+    generated: bool = False
+
+    @property
+    def tokens(self) -> int:
+        return len(self.ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        extra = {"prompt": self.prompt, "generated_ids": self.ids} if self.generated else {}
+        return {"text": self.text, **extra, "tokens": self.tokens, "spans": [s.to_dict() for s in self.spans],
+                "merged": self.merged, "novelty": self.novelty}
+
+
+def trace(index: Any, ids: list[int], settings: TraceSettings | None = None) -> TraceResult:
     """Spans of ``ids`` found in the corpus, their documents, and the novelty curve."""
     settings = settings or TraceSettings()
     if not ids:
         raise QueryError("nothing to trace: the text encodes to no tokens")
+    if settings.min_length < 1 or settings.docs_per_span < 0 or settings.context < 0 or settings.novelty_max_n < 1 \
+            or not 0 < settings.span_density <= 1:
+        raise QueryError("trace settings out of range: --min-length and --novelty-max-n at least 1, --docs-per-span "
+                         "and --context at least 0, --span-density in (0, 1]")
     lengths, counts = index.longest_matches(ids)  # once: for the spans and for the novelty curve
     spans = [s for s in index.spans_of_matches(ids, lengths, counts, settings.min_length)
              if settings.max_count is None or s.count <= settings.max_count]
@@ -108,8 +134,35 @@ def trace(index: Any, ids: list[int], settings: TraceSettings | None = None) -> 
         docs = [{"doc": m.doc, "position": m.position, "snippet": m.snippet, "metadata": m.metadata, "bm25": r}
                 for m, r in zip(found.matches, relevance)]
         span.documents = sorted(docs, key=lambda d: (-d["bm25"], d["doc"], d["position"]))
-    return {"tokens": len(ids), "spans": [s.to_dict() for s in traced], "merged": _merge(traced),
-            "novelty": novelty(list(lengths), settings.novelty_max_n)}
+    text = index.tokenizer.decode(list(ids)) if index.tokenizer is not None else None
+    return TraceResult(list(ids), text, traced, _merge(traced), novelty(list(lengths), settings.novelty_max_n))
+
+
+def trace_generation(target: Any, index: Any, prompt: str, max_new_tokens: int = 64,
+                     settings: TraceSettings | None = None, threads: int | None = None,
+                     device: str = "cpu") -> TraceResult:
+    """Greedy continuation of ``prompt`` by ``target`` (a run's last checkpoint or a model folder, checked
+    against ``index``'s corpus), cut at the end-of-document token, then traced."""
+    from ..model import ModelTarget, greedy_continuations, load_model, resolve_target
+
+    if index.tokenizer is None:
+        raise QueryError(f"{index.path} has no tokenizer; tracing a generation needs text")
+    if max_new_tokens < 1:
+        raise QueryError(f"--max-new-tokens {max_new_tokens}: generate at least one token")
+    resolved = target if isinstance(target, ModelTarget) else resolve_target(target)
+    resolved.check_corpus(index)
+    model = load_model(resolved.last, device=device, threads=threads)
+    bos = model.config.bos_token_id
+    prompt_ids = index.tokenizer.encode(prompt)
+    ids = greedy_continuations(model, [([bos] if bos is not None else []) + prompt_ids], max_new_tokens)[0]
+    eos = model.config.eos_token_id
+    if eos in ids:
+        ids = ids[:ids.index(eos)]  # the response ends at the end-of-document token
+    if not ids:
+        raise QueryError("the model ended its response at once (end-of-document token); try another --prompt")
+    result = trace(index, ids, settings)
+    result.prompt, result.generated = prompt, True
+    return result
 
 
 def _unigram_logprobs(index: Any, ids: list[int]) -> np.ndarray:

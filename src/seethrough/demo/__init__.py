@@ -87,9 +87,9 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: i
     run = open_run(out / "run")
     replay = _replay_check(run)
 
-    from ..audit.generation import load_model
+    from ..model import load_model, resolve_target
 
-    model = load_model(run.checkpoint(), threads=threads)
+    model = load_model(resolve_target(run.path).last, threads=threads)
     eod = run.order.spec.eod_id  # the token before every document in training
     extraction = timed("memorization", "extracting canaries",
                        lambda: _extraction(model, corpus, truth, eod, out / "memorization"))
@@ -161,7 +161,7 @@ def _replay_check(run: Any) -> dict[str, Any]:
 def _extraction(model: Any, corpus: Any, truth: dict[str, Any], eod: int, out: Path) -> dict[str, Any]:
     """Greedy continuation of each canary's prompt (after the end-of-document token that precedes
     every document in training): Pythia's score and exact extraction, by copies in the corpus."""
-    from ..audit.memorization import Sequence, add_duplicates, measure, summarize, write_report
+    from ..audit.memorization import MemorizationReport, Sequence, add_duplicates, measure, summarize, write_report
 
     canaries = truth["canaries"] + truth["heldout_canaries"]
     tok = corpus.tokenizer
@@ -170,7 +170,7 @@ def _extraction(model: Any, corpus: Any, truth: dict[str, Any], eod: int, out: P
     sequences = [Sequence([eod, *ids], {"canary": c["id"], "copies": c["copies"]}) for c, ids in zip(canaries, texts)]
     results = measure(model, sequences, prompt_len, truth["continuation_words"])
     add_duplicates(results, corpus, eod)
-    write_report({"final": results}, out)
+    write_report(MemorizationReport({"final": results}), out)
     curve = summarize(results, "duplicates")
     return {"prompt_tokens": prompt_len, "continuation_tokens": truth["continuation_words"],
             "duplicates_match_truth": all(r.duplicates == r.source["copies"] for r in results),
@@ -190,12 +190,12 @@ def _membership(model: Any, corpus: Any, truth: dict[str, Any], eod: int, out: P
     members = score_texts([c["text"] for c in truth["canaries"]], tok, model, eod, corpus)
     heldout = score_texts([c["text"] for c in truth["heldout_canaries"]], tok, model, eod, corpus)
     names = [*MODEL_SIGNALS, "index"]
-    negatives = {n: np.array([r[n] for r in heldout]) for n in names}
+    negatives = {n: np.array([r.signals[n] for r in heldout]) for n in names}
 
-    def table(chosen: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
+    def table(chosen: list[Any], rounds: int) -> dict[str, Any]:
         rows = {}
         for n in names:
-            row = evaluate_signal(np.array([r[n] for r in chosen]), negatives[n], rounds=rounds)
+            row = evaluate_signal(np.array([r.signals[n] for r in chosen]), negatives[n], rounds=rounds)
             rows[n] = {"auc": round(row["auc"], 4), "auc_ci": [round(x, 4) for x in row["auc_ci"]],
                        "tpr_at_1pct_fpr": round(row["tpr_at_1pct_fpr"], 4)}
         return rows
@@ -212,7 +212,7 @@ def _membership(model: Any, corpus: Any, truth: dict[str, Any], eod: int, out: P
 
 def _trace_example(model: Any, corpus: Any, truth: dict[str, Any], eod: int) -> dict[str, Any]:
     """Generate from a 64-copy canary's prompt and trace the output back to the corpus."""
-    from ..audit.generation import greedy_continuations
+    from ..model import greedy_continuations
     from ..audit.trace import TraceSettings, trace
 
     tok = corpus.tokenizer
@@ -223,18 +223,18 @@ def _trace_example(model: Any, corpus: Any, truth: dict[str, Any], eod: int) -> 
     if not generated:
         return {"canary": canary["id"], "generated": "", "spans": [], "documents_are_the_canary_copies": False}
     result = trace(corpus, generated, TraceSettings(min_length=4, span_density=0.2))
-    longest = max(result["spans"], key=lambda s: s["end"] - s["start"], default=None)
+    longest = max(result.to_dict()["spans"], key=lambda s: s["end"] - s["start"], default=None)
     docs = sorted(d["doc"] for d in longest["documents"]) if longest else []
     return {"canary": canary["id"], "copies": canary["copies"], "prompt": canary["prompt"],
             "generated": tok.decode(generated), "reproduced": tok.decode(generated).startswith(canary["continuation"]),
             "longest_span": {k: longest[k] for k in ("start", "end", "count", "text")} if longest else None,
             "documents": docs, "documents_are_the_canary_copies": bool(docs) and set(docs) <= set(canary["documents"]),
-            "novelty": result["novelty"]["found_share_by_n"]}
+            "novelty": result.novelty["found_share_by_n"]}
 
 
 def _facts(model: Any, corpus: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
     """Greedy next word after fact prompts, by exposure group (0 = held-out person)."""
-    from ..audit.generation import next_token_argmax
+    from ..model import next_token_argmax
 
     tok = corpus.tokenizer
     out: dict[str, Any] = {}

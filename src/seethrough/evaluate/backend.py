@@ -47,6 +47,8 @@ from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
 from lm_eval import utils as lm_utils
 
+from ..model import weights_sha256
+
 
 @dataclass
 class PackedRow:
@@ -75,23 +77,35 @@ class SeethroughLM(TemplateLM):
     LAST_ROW_TILES = (512, 128)
     PACKED_TILES = (128, 128)
 
+    ARGUMENTS = ("pretrained", "max_length", "max_gen_toks", "threads", "batch_size", "max_batch_size", "device",
+                 "dtype", "cache_dir")
+    """Every ``--model_args`` key (and lm-eval's ``--batch_size``, ``--max_batch_size``, ``--device``) this
+    backend takes; any other is refused, so that no argument is silently ignored."""
+
     def __init__(self, pretrained: str, max_length: int | None = None, max_gen_toks: int = 256,
                  threads: int | None = None, batch_size: int | str = "auto", cache_dir: str | None = None,
-                 **_: Any) -> None:
+                 device: str = "cpu", dtype: str = "float32", max_batch_size: int | None = None,
+                 **unknown: Any) -> None:
         super().__init__()
         import torch
         from transformers import AutoTokenizer
 
-        from ..audit.generation import forward_arguments, load_model
+        from ..errors import ModelError
+        from ..model import forward_arguments, load_model
 
+        if unknown:
+            raise ModelError(f"the seethrough backend does not take {', '.join(sorted(unknown))}; its arguments are "
+                             f"{', '.join(self.ARGUMENTS)}")
+        self._batch = _positive_int_or_none(batch_size, "batch_size", auto=True)
+        self._max_batch = _positive_int_or_none(max_batch_size, "max_batch_size")
+        self._max_length = _positive_int_or_none(max_length, "max_length")
+        self.max_gen_toks = _positive_int_or_none(max_gen_toks, "max_gen_toks")
         self.pretrained = str(pretrained)
-        self.model = load_model(pretrained, threads)
+        self.model = load_model(pretrained, device=str(device), dtype=str(dtype), threads=threads)
+        self._device = next(self.model.parameters()).device
+        self.dtype_name = str(dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(str(pretrained))
-        self._max_length = max_length
-        self.max_gen_toks = max_gen_toks
         self.batch_size = batch_size
-        # equal-length prefixes scored together: a fixed count, or None for a token budget per call
-        self._batch = int(batch_size) if str(batch_size).isdigit() and int(batch_size) > 0 else None
         self.flags: dict[tuple[str, str], list[str]] = defaultdict(list)
         self._encoded: dict[str, list[int]] | None = None  # strings encoded ahead, within loglikelihood()
         self._cache_name, self._last_logits_only = forward_arguments(self.model)
@@ -104,10 +118,14 @@ class SeethroughLM(TemplateLM):
 
             tokenizer_file = Path(pretrained) / "tokenizer.json"
             self.cache = ResponseCache(cache_dir, {
-                "weights_sha256": weights_sha256(pretrained), "dtype": "float32", "max_length": self.max_length,
+                "weights_sha256": weights_sha256(pretrained), "dtype": self.dtype_name, "max_length": self.max_length,
                 "tokenizer_sha256": load_tokenizer(tokenizer_file).sha256 if tokenizer_file.exists() else None})
 
     # ---- what TemplateLM needs ------------------------------------------------------------------
+    @property
+    def device(self) -> Any:
+        return self._device
+
     @property
     def eot_token_id(self) -> int:
         return self.tokenizer.eos_token_id
@@ -165,7 +183,7 @@ class SeethroughLM(TemplateLM):
         """Log-probabilities of the token after ``ids`` (on ``cache``, if any) and the extended cache;
         the vocabulary projection of every other position is skipped."""
         torch = self._torch
-        out = self.model(input_ids=torch.tensor([ids], dtype=torch.long), use_cache=True, **{self._cache_name: cache},
+        out = self.model(input_ids=torch.tensor([ids], dtype=torch.long, device=self._device), use_cache=True, **{self._cache_name: cache},
                          **self._last_logits_only)
         return torch.log_softmax(out.logits[0, -1:].float(), dim=-1), getattr(out, self._cache_name)
 
@@ -173,7 +191,7 @@ class SeethroughLM(TemplateLM):
         """Next-token logits after each of several equal-length prefixes, in one call."""
         torch = self._torch
         keep = self._last_logits_only
-        out = self.model(input_ids=torch.tensor(prefixes, dtype=torch.long), use_cache=False, **keep)
+        out = self.model(input_ids=torch.tensor(prefixes, dtype=torch.long, device=self._device), use_cache=False, **keep)
         return out.logits[:, -1].float()
 
     def _loglikelihood_tokens(self, requests: list, disable_tqdm: bool = False, **_: Any) -> list[tuple[float, bool]]:
@@ -235,7 +253,10 @@ class SeethroughLM(TemplateLM):
     def _rows_per_call(self, length: int, scored: int) -> int:
         """Rows of ``length`` tokens, each with up to ``scored`` scored positions, per forward pass:
         ``batch_size``, or with ``auto`` as many as fit both per-call budgets."""
-        return self._batch or max(1, min(self.AUTO_TOKENS_PER_CALL // length, self.AUTO_LOGIT_ROWS // scored))
+        if self._batch:
+            return self._batch
+        auto = max(1, min(self.AUTO_TOKENS_PER_CALL // length, self.AUTO_LOGIT_ROWS // scored))
+        return min(auto, self._max_batch) if self._max_batch else auto
 
     def _pack(self, prefix: tuple[int, ...], members: list[tuple[int, list[int]]]) -> list[PackedRow]:
         """The rows that score ``members``, continuations of ``prefix``: the prefix, then each distinct
@@ -297,18 +318,20 @@ class SeethroughLM(TemplateLM):
         a hook on the output layer picks those rows of the final hidden states, so whatever the model
         does to logits after that projection still happens."""
         torch = self._torch
-        ids = torch.tensor([row.tokens for row in part], dtype=torch.long)
+        device = self._device
+        ids = torch.tensor([row.tokens for row in part], dtype=torch.long, device=device)
         inputs: dict[str, Any] = {}
         if self._packing:  # decided per model, never per batch: a row's arithmetic is its own
-            segments = torch.tensor([row.segments for row in part], dtype=torch.long)
-            causal = torch.ones(ids.shape[1], ids.shape[1], dtype=torch.bool).tril()
+            segments = torch.tensor([row.segments for row in part], dtype=torch.long, device=device)
+            causal = torch.ones(ids.shape[1], ids.shape[1], dtype=torch.bool, device=device).tril()
             mask = causal & ((segments[:, None, :] == 0) | (segments[:, None, :] == segments[:, :, None]))
             if getattr(self.model.config, "_attn_implementation", "sdpa") != "sdpa":  # eager adds it to scores
-                mask = torch.zeros(mask.shape).masked_fill(~mask, torch.finfo(torch.float32).min)
+                mask = torch.zeros(mask.shape, dtype=self.model.dtype, device=device).masked_fill(
+                    ~mask, torch.finfo(self.model.dtype).min)
             inputs = {"attention_mask": mask.unsqueeze(1),
-                      "position_ids": torch.tensor([row.positions for row in part], dtype=torch.long)}
-        picked = (torch.tensor([r for r, row in enumerate(part) for _ in row.scored]),
-                  torch.tensor([p for row in part for p in row.scored]))
+                      "position_ids": torch.tensor([row.positions for row in part], dtype=torch.long, device=device)}
+        picked = (torch.tensor([r for r, row in enumerate(part) for _ in row.scored], device=device),
+                  torch.tensor([p for row in part for p in row.scored], device=device))
         fired = []
 
         def pick(_: Any, args: tuple) -> tuple:
@@ -355,9 +378,8 @@ class SeethroughLM(TemplateLM):
             until = kwargs.pop("until", None) or []
             until = [until] if isinstance(until, str) else list(until)
             until.append(eos_text)
-            max_gen = int(kwargs.pop("max_gen_toks", self.max_gen_toks))
-            if kwargs.get("do_sample"):
-                raise ValueError("the seethrough backend decodes greedily; set do_sample: false in the task")
+            max_gen = _positive_int_or_none(kwargs.pop("max_gen_toks", self.max_gen_toks), "max_gen_toks")
+            _check_greedy(kwargs)
             ids = self.tok_encode(context, left_truncate_len=self.max_length - max_gen)
             key = self.cache.key("generate", context=ids, until=until, max_gen_toks=max_gen) if self.cache else None
             cached = self.cache.get(key) if key else None
@@ -398,7 +420,8 @@ def target_log_probs(logits: Any, rows: list[int], tokens: list[int], chunk: int
     sums = torch.empty_like(top)
     for start in range(0, len(logits), chunk):
         sums[start:start + chunk] = (logits[start:start + chunk] - top[start:start + chunk, None]).exp_().sum(dim=-1)
-    at, wanted = torch.tensor(rows, dtype=torch.long), torch.tensor(tokens, dtype=torch.long)
+    at = torch.tensor(rows, dtype=torch.long, device=logits.device)
+    wanted = torch.tensor(tokens, dtype=torch.long, device=logits.device)
     picked = logits[at, wanted]
     values = (picked - (top[at] + sums[at].log())).tolist()
     greedy = (picked == top[at]).tolist()
@@ -407,18 +430,35 @@ def target_log_probs(logits: Any, rows: list[int], tokens: list[int], chunk: int
     return values, greedy
 
 
-def weights_sha256(folder: str | Path) -> str:
-    """Hash of a model folder's weights: sha256 over its safetensors/bin files, in name order."""
-    import hashlib
+GREEDY_ARGUMENTS = {"do_sample": (False,), "temperature": (0, 0.0), "num_beams": (1,)}
+"""Generation arguments the greedy decoder honours, with the values that mean greedy decoding."""
 
-    from .._files import sha256_file
 
-    folder = Path(folder)
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
-    digest = hashlib.sha256()
-    for p in files:
-        digest.update(f"{p.name}:{sha256_file(p)}\n".encode())
-    return digest.hexdigest()
+def _check_greedy(kwargs: dict[str, Any]) -> None:
+    """Refuse any generation argument that greedy decoding would not honour (sampling, beams, top-p...)."""
+    from ..errors import ModelError
+
+    for name, value in kwargs.items():
+        if name not in GREEDY_ARGUMENTS:
+            raise ModelError(f"generation argument {name}={value!r} is not supported by the seethrough backend (it "
+                             "decodes greedily, honouring until and max_gen_toks); remove it from the task's "
+                             "generation_kwargs or use --model hf")
+        if value not in GREEDY_ARGUMENTS[name]:
+            raise ModelError(f"generation argument {name}={value!r}: the seethrough backend decodes greedily; set "
+                             f"{name}: {GREEDY_ARGUMENTS[name][0]} in the task's generation_kwargs or use --model hf")
+
+
+def _positive_int_or_none(value: Any, name: str, auto: bool = False) -> int | None:
+    """A model argument that must be a positive integer (``auto`` and None mean "choose": None)."""
+    from ..errors import ModelError
+
+    if value is None or (auto and str(value) == "auto"):
+        return None
+    text = str(value)
+    if not (text.isascii() and text.isdigit() and int(text) > 0):
+        choose = " or auto" if auto else ""
+        raise ModelError(f"{name}={value!r}: give a positive whole number{choose}")
+    return int(text)
 
 
 def lm_eval_cli() -> None:

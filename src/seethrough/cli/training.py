@@ -1,4 +1,4 @@
-"""CLI commands of the training layer: ``train``, ``batch``, ``seen``. Help texts come from TrainConfig."""
+"""Training commands: ``train``, ``batch``, ``seen``. Flags and their help come from ``TrainConfig``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..train.config import field_help
-from .app import JsonOpt, _emit, _escape, _one_query, app, console, err
+from ..train.config import TrainConfig
+from .shared import TRAINING, JsonOpt, app, config_option, console, emit, err, escape, one_query
 
 RunArg = Annotated[Path, typer.Argument(help="Run folder written by `seethrough train`.")]
 CorpusOpt = Annotated[Optional[Path], typer.Option(
@@ -17,10 +17,10 @@ CorpusOpt = Annotated[Optional[Path], typer.Option(
 
 
 def _opt(name: str) -> Any:
-    return typer.Option(f"--{name.replace('_', '-')}", help=field_help(name))
+    return config_option(TrainConfig, name)
 
 
-@app.command()
+@app.command(rich_help_panel=TRAINING)
 def train(
     corpus: Annotated[Path, typer.Argument(help="Corpus folder built by `seethrough corpus build`.")],
     out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, log.jsonl, run.json.")],
@@ -41,7 +41,7 @@ def train(
     eod_token: Annotated[Optional[str], _opt("eod_token")] = None,
     save_every: Annotated[Optional[int], _opt("save_every")] = None,
     precision: Annotated[Optional[str], _opt("precision")] = None,
-    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help=field_help("compile"))] = None,
+    compile: Annotated[Optional[bool], config_option(TrainConfig, "compile", "--compile/--no-compile")] = None,
     parallel: Annotated[Optional[str], _opt("parallel")] = None,
     device: Annotated[Optional[str], _opt("device")] = None,
     threads: Annotated[Optional[int], _opt("threads")] = None,
@@ -76,7 +76,7 @@ def train(
                "checkpoints": [c["step"] for c in manifest["checkpoints"]], "last_loss": last.get("loss"),
                "parameters": manifest["model"]["parameters"]}
     if as_json:
-        _emit(summary)
+        emit(summary)
         return
     console.print(f"[green]trained[/] {out}: {summary['parameters']:,} parameters, step {summary['steps']}, "
                   f"loss {summary['last_loss'] if summary['last_loss'] is None else round(summary['last_loss'], 4)}; "
@@ -84,7 +84,7 @@ def train(
     console.print(f"replay a batch: seethrough batch {out} --step 0")
 
 
-@app.command()
+@app.command(rich_help_panel=TRAINING)
 def batch(
     run: RunArg,
     step: Annotated[int, typer.Option("--step", help="Optimizer step, from 0.")],
@@ -97,7 +97,7 @@ def batch(
     opened = open_run(run, corpus)
     record = opened.batch_record(step)
     if as_json:
-        _emit(record)
+        emit(record)
         return
     tokenizer = opened.corpus.tokenizer
     console.print(f"[bold]step {step}[/]: {len(record['token_ids'])} rows x {len(record['token_ids'][0])} tokens, "
@@ -106,10 +106,10 @@ def batch(
         docs = ", ".join(f"doc {d['doc']} [{d['doc_start']}:{d['doc_end']}]" for d in row["documents"])
         console.print(f"[bold]row {i}[/] (epoch {row['epoch']}, stream row {row['row']}): {docs}")
         if tokenizer is not None:
-            console.print("  " + _escape(tokenizer.decode(record["token_ids"][i])[:300]))
+            console.print("  " + escape(tokenizer.decode(record["token_ids"][i])[:300]))
 
 
-@app.command()
+@app.command(rich_help_panel=TRAINING)
 def seen(
     run: RunArg,
     text: Annotated[Optional[str], typer.Argument(help="The n-gram, encoded with the run's tokenizer.")] = None,
@@ -122,9 +122,9 @@ def seen(
     from ..audit.seen import seen_before
     from ..train.run import open_run
 
-    result = seen_before(open_run(run, corpus), _one_query(text, ids), step)
+    result = seen_before(open_run(run, corpus), one_query(text, ids), step)
     if as_json:
-        _emit(result.to_dict())
+        emit(result.to_dict())
         return
     first = "never" if result.first_step is None else f"first at step {result.first_step}"
     console.print(f"seen {result.count} time(s) before step {step} ({first}); {result.corpus_count} occurrence(s) in "

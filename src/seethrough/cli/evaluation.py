@@ -1,4 +1,4 @@
-"""CLI of the evaluation layer: ``seethrough eval`` (lm-eval tasks, provenance, contamination)."""
+"""Evaluation commands: ``seethrough eval`` (lm-eval tasks, provenance, contamination, verify)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import JsonOpt, _emit, _open, app, console
+from .shared import EVALUATION, JsonOpt, app, console, emit, open_index
 
 
-@app.command("eval")
+@app.command("eval", rich_help_panel=EVALUATION)
 def eval_command(
     target: Annotated[Optional[Path], typer.Argument(help="A run folder (its checkpoints) or a Hugging Face model folder.")] = None,
     tasks: Annotated[Optional[str], typer.Option("--tasks", help="Comma-separated lm-eval task names.")] = None,
@@ -28,14 +28,14 @@ def eval_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate with lm-evaluation-harness tasks through seethrough's batch-invariant backend."""
-    from ..audit.memorization import resolve_models
+    from ..model import resolve_target
     from ..errors import QueryError
     from ..evaluate.run import evaluate_model, run_provenance, verify_results, write_checkpoint_table
 
     if verify is not None:
         report = verify_results(verify, threads)
         if as_json:
-            _emit(report)
+            emit(report)
             return
         console.print(f"{report['items_checked']} items re-evaluated: "
                       + ("all identical" if not report["differences"] else f"{len(report['differences'])} differ"))
@@ -44,13 +44,16 @@ def eval_command(
         return
     if target is None or not tasks or out is None:
         raise QueryError("give the model (RUN or MODEL folder), --tasks and --out (or --verify RESULTS)")
-    index = _open(corpus) if corpus is not None else None
-    run, models = resolve_models(target, checkpoints)
+    index = open_index(corpus) if corpus is not None else None
+    resolved = resolve_target(target, checkpoints)
+    if index is not None:
+        resolved.check_corpus(index)
+    run, models = resolved.run, resolved.checkpoints
     names = [t.strip() for t in tasks.split(",") if t.strip()]
     per_step = {}
-    for label, folder in models:
-        step = int(label.split("-")[1]) if run is not None else None
-        where = out / label if len(models) > 1 else out
+    for checkpoint in models:
+        step, folder = checkpoint.step, checkpoint.path
+        where = out / checkpoint.label if len(models) > 1 else out
         extra = run_provenance(run, step) if run is not None else {}
         if batch_size != "auto" and not (batch_size.isdigit() and int(batch_size) > 0):
             raise QueryError(f"--batch-size {batch_size!r}: give a positive number or auto")
@@ -60,7 +63,7 @@ def eval_command(
         write_checkpoint_table(per_step, out)
     for step, output in per_step.items():
         if as_json:
-            _emit({"step": step, "results": output["results"], "contamination": output["seethrough"]["contamination"]})
+            emit({"step": step, "results": output["results"], "contamination": output["seethrough"]["contamination"]})
             continue
         console.print(f"[bold]{'step ' + str(step) if step is not None else target}[/]")
         for task, metrics in output["results"].items():

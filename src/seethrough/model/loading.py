@@ -1,0 +1,75 @@
+"""Loading a causal LM on the device and dtype asked for, and the hash of its weights."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError
+from .target import Checkpoint
+from .weights import weights_sha256  # noqa: F401  (re-exported: the model layer's weights hash)
+
+DTYPES = ("float32", "bfloat16", "float16")
+"""Weight dtypes a model may be loaded in (float32 is the default and the only one bit-exact on CPU)."""
+
+
+def resolve_device(device: str) -> str:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (cuda when available); a device that is not there is refused."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise ModelError(f"--device {device}: no CUDA device is available here; use --device cpu")
+        if ":" in device and int(device[5:]) >= torch.cuda.device_count():
+            raise ModelError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+        return device
+    raise ModelError(f"--device {device!r} is not a device; use cpu, cuda, cuda:N or auto")
+
+
+def load_model(source: Any, device: str = "cpu", dtype: str = "float32", threads: int | None = None) -> Any:
+    """An HF causal LM from a local folder or a ``Checkpoint``, in eval mode, on ``device`` in ``dtype``.
+
+    A run's checkpoint is checked against the weights hash its run recorded, so a damaged or replaced
+    checkpoint is refused rather than audited. ``threads``: torch's CPU threads; by default one per
+    core that other processes leave free (see ``_threads``)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    from .._files import sha256_file
+    from .._threads import default_threads
+
+    checkpoint = source if isinstance(source, Checkpoint) else Checkpoint(Path(source))
+    if dtype not in DTYPES:
+        raise ModelError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    where = resolve_device(device)
+    if checkpoint.recorded_sha256 is not None:
+        weights = checkpoint.path / "model.safetensors"
+        if not weights.exists() or sha256_file(weights) != checkpoint.recorded_sha256:
+            raise ModelError(f"checkpoint {checkpoint.path} does not match the weights hash its run recorded; "
+                             "it was damaged or replaced: restore it from a copy or retrain that step")
+    if not (checkpoint.path / "config.json").exists():
+        raise ModelError(f"{checkpoint.path} is not a model folder (no config.json)")
+    torch.set_num_threads(threads or default_threads())
+    hf_logging.disable_progress_bar()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(checkpoint.path), dtype=getattr(torch, dtype))
+    except (OSError, ValueError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelError(f"cannot load model {checkpoint.path}: {first}") from None
+    return model.to(where).eval()
+
+
+def forward_arguments(model: Any) -> tuple[str, dict[str, int]]:
+    """(the name of the KV-cache argument, extra arguments that keep only the last position's logits).
+
+    transformers 5 calls the cache ``cache``, earlier versions ``past_key_values``; ``logits_to_keep``
+    exists from 4.45 and spares the vocabulary projection of every position but the last."""
+    parameters = inspect.signature(model.forward).parameters
+    cache = "cache" if "cache" in parameters else "past_key_values"
+    return cache, ({"logits_to_keep": 1} if "logits_to_keep" in parameters else {})
