@@ -112,7 +112,7 @@ def test_empty_corpus_and_missing_input(tmp_path, tok):
     (tmp_path / "empty.jsonl").write_text("\n\n")
     with pytest.raises(InputError, match="no documents"):
         build_corpus([tmp_path / "empty.jsonl"], tok, tmp_path / "c")
-    with pytest.raises(InputError, match="does not exist"):
+    with pytest.raises(InputError, match="no such file or folder"):
         build_corpus([tmp_path / "nope.jsonl"], tok, tmp_path / "c")
     with pytest.raises(Exception, match="no tokenizer"):
         build_corpus([tmp_path / "empty.jsonl"], tmp_path / "nope", tmp_path / "c")

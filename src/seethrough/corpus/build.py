@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from itertools import chain
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from .._files import atomic_write_json, sha256_file, sha256_json
 from .._version import code_version
-from ..errors import CorpusError, InputError
+from ..errors import CorpusError, InputError, TokenizerError
 from .layout import (FORMAT, FORMAT_VERSION, MANIFEST, SHARD_KINDS, TOKENIZER_FILE, numpy_dtype,
                      separator, shard_file, token_dtype_for_vocab)
 from .sources import OnError, SkippedLines, SourceDocument, expand_inputs, read_documents
@@ -43,9 +43,12 @@ class CorpusBuildConfig:
     split: str = "train"
     """Split to read from a Hugging Face dataset."""
     batch_documents: int = 2048
-    """Documents tokenized per batch (bounds memory)."""
+    """Documents tokenized per batch (bounds memory, with ``batch_chars``)."""
+    batch_chars: int = 1 << 23
+    """A batch ends once its texts hold this many characters (a long document makes a batch of its own)."""
     overwrite: bool = False
-    """Replace an existing corpus at the output path (the old one stays until the new one is complete)."""
+    """Replace an existing corpus at the output path (the old one stays until the new one is complete).
+    Only a seethrough corpus folder is ever replaced (see :func:`check_output`)."""
 
 
 @dataclass
@@ -87,9 +90,17 @@ class _ShardWriter:
         self.documents = 0
         self.tokens = 0
 
-    def add_batch(self, docs: list[SourceDocument], ids: list[list[int]]) -> None:
+    def add_batch(self, docs: list[SourceDocument], ids: list[Sequence[int]]) -> None:
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-        flat = np.fromiter(chain.from_iterable(ids), dtype=self.dtype, count=int(lengths.sum()))
+        flat = np.concatenate([np.asarray(x, dtype=np.int64) for x in ids])
+        sep = int(np.frombuffer(self.separator, dtype=self.dtype)[0])
+        if flat.size and int(flat.max()) >= sep:
+            # cannot happen with the vocabulary size load_tokenizer computes; an id equal to the separator
+            # (or wrapped around) would silently corrupt the shard
+            raise TokenizerError(f"the tokenizer produced token id {int(flat.max())}, which does not fit in "
+                                 f"{self.dtype.name} below the document separator {sep}; use a tokenizer "
+                                 "whose ids run from 0 to its vocabulary size")
+        flat = flat.astype(self.dtype)
         width = self.dtype.itemsize
         # Interleave separators and documents in one buffer: doc k starts at its separator.
         starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
@@ -101,11 +112,7 @@ class _ShardWriter:
         offsets = (self.files["tokenized"].size + starts * width).astype("<u8")
         self.files["tokenized"].write(buffer.tobytes())
         self.files["offset"].write(offsets.tobytes())
-        lines = [
-            (json.dumps({"path": d.path, "linenum": d.line, "metadata": d.metadata}, ensure_ascii=False,
-                        default=str) + "\n").encode("utf-8")
-            for d in docs
-        ]
+        lines = [_metadata_line(d) for d in docs]
         line_offsets = self.files["metadata"].size + np.concatenate(
             ([0], np.cumsum([len(line) for line in lines])[:-1]))
         self.files["metadata"].write(b"".join(lines))
@@ -119,18 +126,33 @@ class _ShardWriter:
                 "tokens": self.tokens, "files": files}
 
 
+def _metadata_line(doc: SourceDocument) -> bytes:
+    """``{"path", "linenum", "metadata"}`` as one JSON line: the bytes ``json.dumps`` writes for that
+    object, with the metadata's JSON as serialized when it was read."""
+    metadata = doc.metadata_json
+    if metadata is None:
+        metadata = json.dumps(doc.metadata, ensure_ascii=False, default=str)
+    head = json.dumps(doc.path, ensure_ascii=False)
+    return f'{{"path": {head}, "linenum": {json.dumps(doc.line)}, "metadata": {metadata}}}\n'.encode("utf-8")
+
+
 def _batches(sources: list[Path | str], source_names: dict[Path | str, str], config: CorpusBuildConfig,
              skipped: SkippedLines, progress: BuildProgress,
              report: ProgressCallback | None) -> Iterator[list[SourceDocument]]:
     batch: list[SourceDocument] = []
+    chars = 0
     for source in sources:
         name = source_names.get(source, str(source))
         for doc in read_documents(source, config.text_field, config.on_error, skipped, config.split):
             doc.path = name  # recorded relative to the input given, so the corpus hash ignores where it lay
+            if batch and chars + len(doc.text) > config.batch_chars:
+                yield batch
+                batch, chars = [], 0
             batch.append(doc)
+            chars += len(doc.text)
             if len(batch) >= config.batch_documents:
                 yield batch
-                batch = []
+                batch, chars = [], 0
         progress.inputs_done += 1
         if report:
             report(progress)
@@ -182,26 +204,34 @@ def build_corpus(inputs: list[str | Path], tokenizer: str | Path | LoadedTokeniz
                  progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Tokenize ``inputs`` into a corpus folder at ``out`` and return its manifest.
 
-    Documents are numbered 0.. in input order and encoded without special tokens.
+    Documents are numbered 0.. in input order and encoded without special tokens. Inputs are named
+    as :func:`~seethrough.corpus.sources.expand_inputs` describes; ``out`` must pass :func:`check_output`.
     """
     config = config or CorpusBuildConfig()
     if config.shard_tokens < 1:
-        raise CorpusError("--shard-tokens must be at least 1")
-    out = Path(out)
-    if out.exists() and not config.overwrite:
-        raise CorpusError(f"{out} already exists; pass --overwrite to replace it or choose another --out")
+        raise CorpusError(f"--shard-tokens {config.shard_tokens}: a shard holds at least 1 token; pass a positive "
+                          "number (the default is 500000000)")
+    if config.batch_documents < 1 or config.batch_chars < 1:
+        raise CorpusError("batch_documents and batch_chars must be at least 1")
+    if config.on_error not in ("stop", "skip"):
+        raise CorpusError(f"--on-error {config.on_error!r}: use stop or skip")
     if not inputs:
         raise InputError("no inputs given; pass one or more files, folders or dataset names")
+    out = Path(out)
+    check_output(out, list(inputs), config.overwrite)
     sources = expand_inputs(list(inputs))
     source_names = _relative_names(list(inputs), sources)
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
     token_dtype = token_dtype_for_vocab(tok.vocab_size)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.building-*"):
-        shutil.rmtree(stale, ignore_errors=True)  # left by an interrupted build
-    work = out.parent / f".{out.name}.building-{os.getpid()}"
-    work.mkdir()
+    out = out.resolve()  # a name of its own even for "sub/.."-style paths: the temporary folder sits beside it
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_work(out)
+        work = out.parent / f".{out.name}.building-{os.getpid()}"
+        work.mkdir()
+    except OSError as error:
+        raise CorpusError(f"cannot create {out}: {error.strerror or error}; choose another --out") from None
     try:
         manifest = _build_into(work, sources, source_names, tok, token_dtype, config, progress)
         _replace_folder(work, out)
@@ -209,6 +239,91 @@ def build_corpus(inputs: list[str | Path], tokenizer: str | Path | LoadedTokeniz
         shutil.rmtree(work, ignore_errors=True)
         raise
     return manifest
+
+
+_CORPUS_ENTRY = re.compile(
+    r"manifest\.json|tokenizer\.json|index\.json|\.verified\.json|(tokenized|offset|metadata|metaoff|table)\.\d+"
+    r"|\..+\.tmp")
+"""Names a corpus folder holds: its files, the index's, and the temporary names of their atomic writes."""
+
+
+def check_output(out: Path, inputs: list[str | Path], overwrite: bool) -> None:
+    """Refuse an ``out`` whose writing would destroy or tangle something (one-line :class:`CorpusError`):
+
+    - the current folder or a folder above it;
+    - a folder that holds an input, or lies inside an input folder (its own files would be read as
+      input by the next build of that folder);
+    - an existing path without ``overwrite``; with it, anything but a seethrough corpus folder (its
+      ``manifest.json`` readable, and no files a corpus does not have) or an empty folder: a plain
+      file, a symbolic link, an unrelated folder are never replaced.
+    """
+    target = out.resolve()
+    cwd = Path.cwd().resolve()
+    if target == cwd or target in cwd.parents:
+        raise CorpusError(f"--out {out} is the current folder or holds it; a corpus is written as a folder of its "
+                          "own: pass a new folder name, such as --out corpus")
+    for item in inputs:
+        given = Path(item)
+        if isinstance(item, str) and not given.exists():
+            continue  # a dataset name; expand_inputs judges it
+        source = given.resolve()
+        if source == target or source.is_relative_to(target):
+            raise CorpusError(f"--out {out} holds the input {item}; writing the corpus there would replace it: "
+                              "choose another --out")
+        if source.is_dir() and target.is_relative_to(source):
+            raise CorpusError(f"--out {out} is inside the input folder {item}: the corpus's own files would be read "
+                              "as input by the next build of that folder; choose --out outside it")
+    if not (out.exists() or out.is_symlink()):
+        return
+    if not overwrite:
+        raise CorpusError(f"{out} already exists; pass --overwrite to replace it or choose another --out")
+    refuse = "--overwrite replaces only a seethrough corpus folder"
+    if out.is_symlink():
+        raise CorpusError(f"--out {out} is a symbolic link; {refuse}: pass the folder it points to, {target}")
+    if not out.is_dir():
+        raise CorpusError(f"--out {out} is a file, not a corpus folder; {refuse}: choose another --out")
+    try:
+        entries = sorted(p.name for p in out.iterdir())
+    except OSError as error:
+        raise CorpusError(f"cannot read --out {out}: {error.strerror or error}; choose another --out") from None
+    if not entries:
+        return
+    if not _is_corpus_manifest(out / MANIFEST):
+        raise CorpusError(f"--out {out} exists and is not a seethrough corpus (no readable {MANIFEST} of one); "
+                          f"{refuse}: choose another --out, or move the folder away yourself")
+    foreign = [name for name in entries if not _CORPUS_ENTRY.fullmatch(name)]
+    if foreign:
+        listed = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise CorpusError(f"corpus {out} also holds {listed}, which --overwrite would delete; move them out of it "
+                          "or choose another --out")
+
+
+def _is_corpus_manifest(path: Path) -> bool:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
+
+
+def _remove_stale_work(out: Path) -> None:
+    """Remove the temporary folders of builds into ``out`` that were interrupted (their process is gone);
+    a build still running keeps its own."""
+    for stale in out.parent.glob(f".{out.name}.building-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and _process_alive(int(pid)):
+            continue
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def _build_into(work: Path, sources: list[Path | str], source_names: dict[Path | str, str], tok: LoadedTokenizer,
@@ -219,7 +334,7 @@ def _build_into(work: Path, sources: list[Path | str], source_names: dict[Path |
     documents_per_input: dict[str, int] = {}
     writer = _ShardWriter(work, 0, token_dtype, 0)
     for batch in _batches(sources, source_names, config, skipped, progress, report):
-        ids = tok.encode_batch([d.text for d in batch])
+        ids = tok.encode_documents([d.text for d in batch])
         start = 0
         while start < len(batch):
             # Fill the current shard up to its token budget; a document is never split.
