@@ -31,7 +31,7 @@ def main() -> None:
     import torch
     from lm_eval.api.instance import Instance
 
-    from seethrough._threads import default_threads
+    from seethrough._threads import busy_cores, default_threads
     from seethrough.demo.world import generate_world, word_tokenizer_json
     from seethrough.evaluate.backend import SeethroughLM
     from seethrough.train.model import build_model
@@ -58,9 +58,12 @@ def main() -> None:
 
         timed(1)  # warm-up
         idle = {"all cores": timed(cores), "policy": timed(default_threads())}
+        idle_busy = busy_cores()
         spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         try:
             time.sleep(2)  # let the competitor get going
+            # the live check of the measure the policy rests on: one spinning competitor is about one core
+            competitor_busy = busy_cores()
             policy_threads = default_threads()
             busy = {"all cores": timed(cores), "policy": timed(policy_threads)}
         finally:
@@ -68,6 +71,7 @@ def main() -> None:
     print(f"{cores} cores, {len(requests)} 3-shot 4-choice requests, Pythia-70M shape, torch {torch.__version__}")
     print(f"idle machine:       {cores} threads {idle['all cores']:.2f} s, policy ({default_threads()} now) "
           f"{idle['policy']:.2f} s")
+    print(f"busy cores measured: {idle_busy:.2f} idle, {competitor_busy:.2f} with the competitor (about 1 more)")
     print(f"one busy competitor: {cores} threads {busy['all cores']:.2f} s, policy ({policy_threads} thread(s)) "
           f"{busy['policy']:.2f} s -> policy {busy['all cores'] / busy['policy']:.2f}x faster")
 

@@ -127,9 +127,10 @@ def test_seen_before_step_matches_a_scan_of_the_batches(world_corpus, tmp_path, 
 
         corpus = open_token_corpus(tmp_path / "corpus")
         order = DataOrder(corpus, order.spec)
-    run = Run(tmp_path, {}, corpus, order)
-    canary = next(d["text"] for d in docs if d["kind"] == "canary" and d["canary"] < 16 * 6)
     steps_total = 2 * order.sequences_per_epoch // 4 + 3  # beyond two epochs
+    # a run that has trained (and is configured for) steps_total steps: seen_before refuses steps past that
+    run = Run(tmp_path, {"checkpoints": [{"step": steps_total}], "config": {"steps": steps_total}}, corpus, order)
+    canary = next(d["text"] for d in docs if d["kind"] == "canary" and d["canary"] < 16 * 6)
     for query in (canary.split()[3:9], ["."], canary.split()[:2]):
         ids = corpus.require_tokenizer().encode(" ".join(query))
         for before in (0, 17, steps_total):

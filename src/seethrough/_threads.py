@@ -26,13 +26,15 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def busy_cores(interval: float = 0.2) -> float:
-    """Cores in use by other processes now: /proc/stat sampled over ``interval`` seconds while this
-    process sleeps (the load average lags by a minute); the 1-minute load average where there is no /proc."""
+def busy_cores(interval: float = 0.2, stat: str = "/proc/stat") -> float:
+    """Cores in use by other processes now: ``stat`` (/proc/stat) sampled over ``interval`` seconds while
+    this process sleeps (the load average lags by a minute); the 1-minute load average where there is no /proc."""
     def snapshot() -> tuple[int, int]:
-        with open("/proc/stat", encoding="ascii") as handle:
+        with open(stat, encoding="ascii") as handle:
             fields = [int(x) for x in handle.readline().split()[1:]]
-        return sum(fields), fields[3] + fields[4]  # all jiffies, idle + iowait
+        # user nice system idle iowait irq softirq steal: the kernel counts guest and guest_nice (fields
+        # 9 and 10) inside user and nice already, so adding them would count a VM's guests twice
+        return sum(fields[:8]), fields[3] + fields[4]  # all jiffies, idle + iowait
 
     try:
         total0, idle0 = snapshot()

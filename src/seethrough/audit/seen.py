@@ -3,6 +3,10 @@
 An occurrence counts as seen at step s when the whole n-gram lies inside one row of the batch of
 step s (an occurrence split across two rows never reached the model as one piece). With several
 epochs an occurrence is seen once per epoch that reached it before S.
+
+S may not pass the steps the run has trained: the data order goes on past a run's end, but what it
+holds there was never seen (``planned=True`` asks about the steps the run is configured for instead,
+labelled as such).
 """
 
 from __future__ import annotations
@@ -31,11 +35,14 @@ class Seen:
     steps: dict[int, int] = field(default_factory=dict)
     """Step -> occurrences seen at that step."""
     method: str = "index"
+    planned: bool = False
+    """True when asked of the run's configured steps (``planned=True``), some perhaps not trained yet."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"ids": self.ids, "before_step": self.before_step, "count": self.count, "first_step": self.first_step,
                 "corpus_count": self.corpus_count, "split_by_rows": self.split_by_rows,
-                "steps": {str(k): v for k, v in sorted(self.steps.items())}, "method": self.method}
+                "steps": {str(k): v for k, v in sorted(self.steps.items())}, "method": self.method,
+                "planned": self.planned}
 
 
 def occurrence_positions(run: Run, ids: list[int]) -> tuple[np.ndarray, str]:
@@ -64,10 +71,14 @@ def _scan(run: Run, query: np.ndarray) -> np.ndarray:
     return np.concatenate(hits) if hits else np.zeros(0, dtype=np.int64)
 
 
-def seen_before(run: Run, query: str | list[int], step: int) -> Seen:
-    """How often ``query`` occurred in the batches of steps ``0 .. step - 1``, and when first."""
+def seen_before(run: Run, query: str | list[int], step: int, planned: bool = False) -> Seen:
+    """How often ``query`` occurred in the batches of steps ``0 .. step - 1``, and when first.
+
+    ``step`` is at most the steps the run has trained (its newest checkpoint), or with ``planned``
+    the steps it is configured for; past that a ``RunError`` names the run's end."""
     if step < 0:
         raise QueryError(f"--step {step} is negative; steps count from 0")
+    run.require_steps(step, "--step", step, planned)
     ids = run.corpus.require_tokenizer().encode(query) if isinstance(query, str) else [int(i) for i in query]
     if not ids:
         raise QueryError("the query is empty (no tokens); give some text or --ids")
@@ -83,4 +94,5 @@ def seen_before(run: Run, query: str | list[int], step: int) -> Seen:
         for s in row_steps.tolist():
             steps[s] = steps.get(s, 0) + 1
     return Seen(ids=ids, before_step=step, count=sum(steps.values()), first_step=min(steps) if steps else None,
-                corpus_count=len(positions), split_by_rows=int((~whole).sum()), steps=steps, method=method)
+                corpus_count=len(positions), split_by_rows=int((~whole).sum()), steps=steps, method=method,
+                planned=planned)

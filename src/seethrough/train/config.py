@@ -8,7 +8,10 @@ the fields listed in ``MAY_CHANGE_ON_RESUME``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,11 +72,13 @@ def field_help(name: str) -> str:
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The fields a TOML file sets (unknown names are an error)."""
+    """The fields a TOML file sets (unknown names are an error; values are checked by ``validate``)."""
     try:
         values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigError(f"cannot read --config {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config {path} is not UTF-8 text; TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"--config {path} is not valid TOML: {error}") from None
     unknown = sorted(set(values) - set(FIELDS))
@@ -83,7 +88,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
-    """Defaults, then the TOML file's values, then ``overrides`` that are not None."""
+    """Defaults, then the TOML file's values, then ``overrides`` that are not None; validated."""
     values = read_config_file(path) if path is not None else {}
     values.update({k: v for k, v in overrides.items() if v is not None})
     unknown = sorted(set(values) - set(FIELDS))
@@ -94,13 +99,73 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
     return config
 
 
+def _flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+# Each field's type without its ``| None``, and whether None is allowed (the CLI's flags are typed by
+# typer, but a --config file or a Python caller can give anything).
+_TYPES = {name: (next((a for a in typing.get_args(hint) if a is not type(None)), hint), type(None) in typing.get_args(hint))
+          for name, hint in typing.get_type_hints(TrainConfig).items()}
+
+
+def _check_type(name: str, value: Any) -> None:
+    kind, optional = _TYPES[name]
+    if value is None:
+        if not optional:
+            raise ConfigError(f"{_flag(name)} needs a value (it has no automatic default)")
+        return
+    # bool is an int in Python, so `steps = true` would otherwise read as 1 step
+    if kind is bool:
+        ok, wanted = isinstance(value, bool), "true or false"
+    elif kind is int:
+        ok, wanted = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif kind is float:
+        ok, wanted = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    else:
+        ok, wanted = isinstance(value, kind), "a string"
+    if not ok:
+        raise ConfigError(f"{_flag(name)} must be {wanted}, not {value!r}")
+
+
 def validate(config: TrainConfig) -> None:
+    """Refuse any value training cannot use, naming its flag, before anything is written.
+
+    Every float must be finite: ``--lr inf`` or ``nan`` would otherwise train to a NaN loss and
+    report the run "complete"."""
     from .model import MODEL_SIZES
 
-    positive = ("steps", "batch_size", "seq_len", "grad_accum", "save_every")
-    for name in positive:
-        if getattr(config, name) < 1 and not (name == "steps" and config.steps == 0):
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(config, name)}")
+    for name in FIELDS:
+        _check_type(name, getattr(config, name))
+
+    def at_least(name: str, low: int) -> None:
+        value = getattr(config, name)
+        if value is not None and value < low:
+            raise ConfigError(f"{_flag(name)} must be at least {low}, not {value}")
+
+    def number(name: str, inside: Callable[[float], bool], wanted: str) -> None:
+        value = getattr(config, name)
+        if value is not None and not (math.isfinite(value) and inside(value)):
+            raise ConfigError(f"{_flag(name)} must be {wanted}, not {value}")
+
+    # steps >= 1: a run of 0 steps would record a learning-rate schedule of length 0, which a later
+    # --resume --steps N could not continue as the same run; every run keeps checkpoint step-0 anyway
+    for name in ("steps", "batch_size", "seq_len", "grad_accum", "save_every", "lr_decay_steps", "threads"):
+        at_least(name, 1)
+    at_least("warmup_steps", 0)
+    if not 0 <= config.seed < 2**64:  # torch.manual_seed takes at most 64 bits
+        raise ConfigError(f"--seed must be in 0..2**64-1, not {config.seed}")
+    if config.warmup_steps is not None and config.lr_decay_steps is not None and \
+            config.lr_decay_steps < config.warmup_steps:
+        raise ConfigError(f"--lr-decay-steps {config.lr_decay_steps} ends the schedule before --warmup-steps "
+                          f"{config.warmup_steps} ends the warmup; make it at least {config.warmup_steps}")
+    number("lr", lambda v: v > 0, "a finite number above 0 (a typical peak is 1e-4 .. 1e-2)")
+    number("min_lr_ratio", lambda v: 0 <= v <= 1, "between 0 and 1")
+    number("weight_decay", lambda v: v >= 0, "a finite number, 0 or more")
+    number("beta1", lambda v: 0 <= v < 1, "at least 0 and below 1")
+    number("beta2", lambda v: 0 <= v < 1, "at least 0 and below 1")
+    number("grad_clip", lambda v: v >= 0, "a finite number, 0 or more (0 turns clipping off)")
+    number("peak_flops", lambda v: v > 0, "a finite number of FLOP/s above 0")
     if config.model_size not in MODEL_SIZES:
         raise ConfigError(f"--model-size {config.model_size!r} is unknown; use one of {', '.join(MODEL_SIZES)}")
     if config.batch_size % config.grad_accum:
@@ -110,8 +175,6 @@ def validate(config: TrainConfig) -> None:
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
             raise ConfigError(f"--{name} {getattr(config, name)!r} is not one of {', '.join(allowed)}")
-    if config.lr <= 0 or not 0 <= config.min_lr_ratio <= 1:
-        raise ConfigError("--lr must be positive and --min-lr-ratio between 0 and 1")
 
 
 def to_dict(config: TrainConfig) -> dict[str, Any]:

@@ -24,17 +24,23 @@ from .._threads import available_cores
 from .._version import code_version
 from ..corpus.store import open_token_corpus
 from ..errors import SeethroughError
-from .config import MAY_CHANGE_ON_RESUME, ConfigError, TrainConfig, load_config, to_dict, validate
+from .config import FIELDS, MAY_CHANGE_ON_RESUME, ConfigError, TrainConfig, load_config, to_dict, validate
 from .model import build_model, flops_per_token, peak_flops
 from .order import DataOrder, OrderSpec, batch_sha256, find_eod_id
-from .run import CHECKPOINTS, LOG, RUN_MANIFEST, RunError, checkpoint_dir, read_run_manifest
+from .run import CHECKPOINTS, LOG, RUN_MANIFEST, RunError, _log_lines, checkpoint_dir, read_run_manifest
+
+
+def is_checkpoint_step(step: int, steps: int, save_every: int) -> bool:
+    """Pythia's schedule: 0, 1, 2, 4, ..., 512, then every ``save_every``, and the last step.
+
+    A test rather than a list, so that a run of any length costs nothing to schedule."""
+    log_spaced = step == 0 or (step <= 512 and step & (step - 1) == 0)
+    return 0 <= step <= steps and (log_spaced or step % save_every == 0 or step == steps)
 
 
 def checkpoint_steps(steps: int, save_every: int) -> list[int]:
-    """Pythia's schedule: 0, 1, 2, 4, ..., 512, then every ``save_every``, and the last step."""
-    log_spaced = {0} | {2**k for k in range(10)}
-    chosen = {s for s in log_spaced if s <= steps} | set(range(save_every, steps + 1, save_every)) | {steps}
-    return sorted(chosen)
+    """The steps ``is_checkpoint_step`` saves at, in order."""
+    return [s for s in range(steps + 1) if is_checkpoint_step(s, steps, save_every)]
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -111,17 +117,26 @@ def train(corpus: str | Path, out: str | Path, settings: TrainConfig | Mapping[s
     if tokens.tokenizer is None or tokens.corpus_hash is None:
         raise SeethroughError(f"{corpus} is not a seethrough corpus with a tokenizer; build it with "
                               "`seethrough corpus build`")
+    # everything that can refuse is checked here, by every process, before anything is written
     config, manifest = _resolve(out, tokens, settings, resume)
+    start = max(0, _newest(manifest))
+    if resume and start == config.steps and manifest["status"] == "complete":
+        return read_run_manifest(out)  # nothing to train: leave the finished run as it is
     procs = _Processes(config)
     procs.barrier()  # every process has checked the folder before the first one writes to it
     order = DataOrder(tokens, OrderSpec(**manifest["data_order"]["spec"]))
     manifest["data_order"]["sequences_per_epoch"] = order.sequences_per_epoch
-    out.mkdir(parents=True, exist_ok=True)  # only once the corpus is known to hold a row
+    try:
+        out.mkdir(parents=True, exist_ok=True)  # only once the corpus is known to hold a row
+    except OSError as error:
+        raise RunError(f"cannot create --out {out}: {error.strerror or error}; choose another --out") from None
+    if resume and procs.main:
+        _remove_stale_temporaries(out)
 
     model = build_model(config.model_size, tokens.vocab_size, config.seq_len, order.spec.eod_id, config.seed)
-    start, trainer_state = 0, None
+    trainer_state = None
     if resume and manifest["checkpoints"]:
-        start, trainer_state = _restore_weights(out, manifest, model)
+        trainer_state = _restore_weights(out, manifest, model)
     model.to(procs.device)
     wrapped = model
     if procs.world > 1 and config.parallel == "ddp":
@@ -146,17 +161,22 @@ def train(corpus: str | Path, out: str | Path, settings: TrainConfig | Mapping[s
     bf16 = config.precision == "bf16-mixed" or (config.precision == "auto" and procs.device.type == "cuda")
     autocast = (lambda: torch.autocast(procs.device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
 
+    def save_at(step: int) -> bool:
+        return is_checkpoint_step(step, config.steps, config.save_every)
+
     flops = flops_per_token(model, config.seq_len)
     peak, peak_source = peak_flops(procs.device, procs.threads, config.peak_flops)
-    save_at = set(checkpoint_steps(config.steps, config.save_every))
     per_process = config.batch_size // procs.world
     micro = per_process // config.grad_accum
     manifest["model"] = {"parameters": sum(p.numel() for p in model.parameters()), "flops_per_token": flops}
     manifest["hardware"] = {"device": str(procs.device), "processes": procs.world, "threads": procs.threads,
                             "peak_flops": peak, "peak_flops_source": peak_source, "torch": torch.__version__}
+    # a resumed run is training again: run.json must not say "complete" (or "diverged") while it is
+    manifest["status"] = "training"
+    manifest.pop("error", None)
     if procs.main:
         _truncate_log(out / LOG, start)
-    if start == 0 and 0 in save_at and not manifest["checkpoints"]:
+    if start == 0 and not manifest["checkpoints"]:
         _save(out, manifest, model, optimizer, 0, procs)  # every process: saving is collective
     elif procs.main:
         atomic_write_json(out / RUN_MANIFEST, manifest)
@@ -185,24 +205,29 @@ def train(corpus: str | Path, out: str | Path, settings: TrainConfig | Mapping[s
                     (loss / config.grad_accum).backward()
                 total += loss.detach() / config.grad_accum
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or float("inf"))
+            # read before the update, not after: a NaN or inf loss or gradient would make every weight
+            # NaN, and the checkpoints after it worthless (every process reads the same reduced values)
+            loss_value, norm_value = float(procs.mean(total)), float(norm)
+            if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
+                raise _diverged(out, manifest, procs, step, f"the loss is {loss_value} and the gradient norm "
+                                f"{norm_value}, so its update was not applied")
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            loss_value = float(procs.mean(total))
             if procs.device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - began
             tokens_per_s = config.batch_size * config.seq_len / seconds
             record = {
-                "step": step, "loss": loss_value, "lr": lr, "grad_norm": float(norm),
+                "step": step, "loss": loss_value, "lr": lr, "grad_norm": norm_value,
                 "tokens_seen": (step + 1) * config.batch_size * config.seq_len,
                 "tokens_per_s": tokens_per_s, "seconds": seconds,
                 "mfu": flops * tokens_per_s / (peak * procs.world) if peak else None,
                 "peak_flops": peak, "peak_flops_source": peak_source, "batch_sha256": digest,
             }
             if log is not None:
-                log.write(json.dumps(record) + "\n")
+                log.write(json.dumps(record, allow_nan=False) + "\n")  # strict JSON, for any reader
                 log.flush()
-            if step + 1 in save_at:
+            if save_at(step + 1):
                 _save(out, manifest, model, optimizer, step + 1, procs)
             if progress is not None:
                 progress(record)
@@ -215,10 +240,37 @@ def train(corpus: str | Path, out: str | Path, settings: TrainConfig | Mapping[s
     return manifest
 
 
+def _diverged(out: Path, manifest: dict[str, Any], procs: _Processes, step: int, what: str) -> RunError:
+    """Record in run.json that the run diverged at ``step`` (its checkpoints stay listed, the log ends
+    at the step before) and return the one-line error to raise."""
+    message = (f"training diverged at step {step}: {what}; the run stops with its checkpoints up to "
+               f"step-{_newest(manifest)} kept. Train again into a new --out with a lower --lr "
+               f"(this run's is {manifest['config']['lr']:g})")
+    if procs.main:
+        manifest["status"] = "diverged"
+        manifest["error"] = message
+        atomic_write_json(out / RUN_MANIFEST, manifest)
+    return RunError(message)
+
+
+def _weights_finite(model: Any, procs: _Processes) -> bool:
+    """Whether every weight is finite, on every process (under FSDP each checks its own shard)."""
+    import torch
+
+    bad = torch.zeros((), device=procs.device)
+    for p in model.parameters():
+        local = p.to_local() if hasattr(p, "to_local") else p
+        bad += (~torch.isfinite(local.detach())).sum()
+    return float(procs.mean(bad)) == 0
+
+
 def _resolve(out: Path, tokens: Any, settings: TrainConfig | Mapping[str, Any] | None,
              resume: bool) -> tuple[TrainConfig, dict[str, Any]]:
     """The run's configuration and manifest: new, or the recorded one checked against what was given."""
     given = to_dict(settings) if isinstance(settings, TrainConfig) else dict(settings or {})
+    unknown = sorted(set(given) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(FIELDS)}")
     if resume:
         manifest = read_run_manifest(out)
         if manifest["corpus"]["corpus_hash"] != tokens.corpus_hash:
@@ -227,16 +279,28 @@ def _resolve(out: Path, tokens: Any, settings: TrainConfig | Mapping[str, Any] |
                 f"{manifest['corpus']['corpus_hash'][:12]}), not {tokens.path} (hash {tokens.corpus_hash[:12]}); "
                 "resume with the run's own corpus or train a new run with another --out")
         recorded = manifest["config"]
+        if set(recorded) != set(FIELDS):
+            raise RunError(f"{out / RUN_MANIFEST} records another set of training settings than this version of "
+                           "seethrough has; resume it with the version that trained it")
+        config = TrainConfig(**{**recorded, **{k: v for k, v in given.items() if v is not None}})
+        validate(config)  # a value that is wrong whatever the run is gets that message first
         changed = sorted(k for k, v in given.items()
                          if v is not None and k not in MAY_CHANGE_ON_RESUME and recorded.get(k) != v)
         if changed:
             details = ", ".join(f"--{k.replace('_', '-')} {given[k]} (run: {recorded.get(k)})" for k in changed)
             raise RunError(f"run {out} was trained with another configuration: {details}; drop these flags to "
                            "resume, or train a new run with another --out")
-        config = TrainConfig(**{**recorded, **{k: v for k, v in given.items() if v is not None}})
-        validate(config)
+        reached = _newest(manifest)
+        if config.steps < reached:
+            raise RunError(f"run {out} is already at step {reached}; --steps must be at least {reached} to resume it "
+                           f"(more to train it further), not {config.steps}")
+        if manifest["checkpoints"]:
+            _verify_checkpoint(out, manifest["checkpoints"][-1])
+        _log_lines(out / LOG)  # a damaged log is refused now, before anything is written
         manifest["config"] = to_dict(config)
         return config, manifest
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is a file, not a folder; choose another --out")
     if (out / RUN_MANIFEST).exists():
         raise RunError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
     if out.exists() and any(out.iterdir()):
@@ -247,6 +311,7 @@ def _resolve(out: Path, tokens: Any, settings: TrainConfig | Mapping[str, Any] |
     config = TrainConfig(**{**to_dict(config), "lr_decay_steps": decay,
                             "warmup_steps": config.warmup_steps if config.warmup_steps is not None
                             else math.ceil(0.05 * decay)})
+    validate(config)  # --warmup-steps against the --lr-decay-steps it defaulted to
     eod_id = find_eod_id(tokens, config.eod_token)
     config.eod_token = tokens.tokenizer.tokenizer.id_to_token(eod_id)
     spec = OrderSpec(corpus_hash=tokens.corpus_hash, seed=config.seed, seq_len=config.seq_len,
@@ -269,6 +334,9 @@ def _save(out: Path, manifest: dict[str, Any], model: Any, optimizer: Any, step:
     """Write ``checkpoints/step-N`` under a temporary name, rename it into place, then list it."""
     import torch
 
+    if step > 0 and not _weights_finite(model, procs):  # an update that overflowed: not a checkpoint to keep
+        raise _diverged(out, manifest, procs, step - 1, f"its update made some weights infinite or NaN, so "
+                        f"checkpoint step-{step} was not written")
     full_state = _full_state(model, optimizer, procs)
     if not procs.main:
         procs.barrier()
@@ -324,25 +392,46 @@ def _write_tokenizer(folder: Path, corpus: Path, eod_token: str, seq_len: int) -
         "unk_token": None, "model_max_length": seq_len, "clean_up_tokenization_spaces": False})
 
 
-def _restore_weights(out: Path, manifest: dict[str, Any], model: Any) -> tuple[int, dict[str, Any]]:
-    """Load the newest listed checkpoint's weights into ``model``; returns its step and trainer state."""
+def _verify_checkpoint(out: Path, entry: dict[str, Any]) -> None:
+    """Every file of a checkpoint against the sha256 run.json recorded when it was written.
+
+    Before loading anything: the trainer state is unpickled, and a damaged file must not become a
+    resumed run that silently differs from an uninterrupted one."""
+    folder = out / entry["path"]
+    recorded = entry.get("files") or {"model.safetensors": entry["sha256"]}  # runs written before "files"
+    for name, digest in recorded.items():
+        path = folder / name
+        if not path.is_file() or sha256_file(path) != digest:
+            raise RunError(f"checkpoint {folder}: {name} is missing or does not match the sha256 run.json records "
+                           "(damaged or replaced); restore it, or remove this checkpoint from run.json's "
+                           "checkpoints to resume from the one before")
+
+
+def _restore_weights(out: Path, manifest: dict[str, Any], model: Any) -> dict[str, Any]:
+    """Load the newest listed checkpoint (verified by ``_resolve``) into ``model``; returns its trainer state."""
+    import pickle
+
     import torch
     from transformers import AutoModelForCausalLM
 
-    entry = manifest["checkpoints"][-1]
-    folder = out / entry["path"]
-    weights = folder / "model.safetensors"
-    if not weights.exists() or sha256_file(weights) != entry["sha256"]:
-        raise RunError(f"checkpoint {folder} is missing or does not match the run manifest's hash; restore it, "
-                       "or remove it from run.json's checkpoints to resume from the one before")
+    folder = out / manifest["checkpoints"][-1]["path"]
     # from_pretrained, not a raw load: transformers renames some weights on save (lm_head -> embed_out)
     saved = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     model.load_state_dict(saved.state_dict())
-    state = torch.load(folder / "trainer_state.pt", map_location="cpu", weights_only=False)
+    try:
+        # weights_only: the state is tensors and plain containers, and unpickling anything else could
+        # run code from a file that merely sits in a run folder
+        state = torch.load(folder / "trainer_state.pt", map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+        raise RunError(f"checkpoint {folder}: trainer_state.pt cannot be loaded safely "
+                       f"({str(error).splitlines()[0] if str(error) else type(error).__name__}); restore it, or "
+                       "remove this checkpoint from run.json's checkpoints to resume from the one before") from None
+    if not isinstance(state, dict) or not {"optimizer", "torch_rng"} <= set(state):
+        raise RunError(f"checkpoint {folder}: trainer_state.pt is not a seethrough trainer state")
     torch.set_rng_state(state["torch_rng"])
     if state.get("cuda_rng") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return int(entry["step"]), state
+    return state
 
 
 def _restore_optimizer(model: Any, optimizer: Any, state: dict[str, Any], procs: _Processes) -> None:
@@ -369,12 +458,32 @@ def _move_optimizer_state(optimizer: Any, device: Any) -> None:
 
 
 def _truncate_log(path: Path, start: int) -> None:
-    """Keep the log lines of steps before ``start`` (a run that died may have logged past its last checkpoint)."""
+    """Keep the log lines of steps before ``start``: a run that died may have logged past its newest
+    checkpoint, and may have left a torn last line (see ``run._log_lines``). Rewritten only if it changes."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
-            if line.strip() and json.loads(line)["step"] < start]
-    atomic_write_bytes(path, "".join(kept).encode("utf-8"))
+    kept = b"".join(raw for record, raw in _log_lines(path) if record["step"] < start)
+    if kept != path.read_bytes():
+        atomic_write_bytes(path, kept)
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Delete what killed runs of this folder left half-written: ``.step-N.tmp-PID`` checkpoint folders
+    and the temporary files of atomic writes to run.json and log.jsonl.
+
+    All of them, whatever their PID. A run folder has one writer, rank 0 of the one job training it,
+    and on resume that is this process. A second job training the same folder at the same time would
+    already be overwriting run.json and log.jsonl, so there is no live writer to protect; and asking
+    whether the PID is alive would not tell: PIDs are reused, and on a cluster's shared file system the
+    PID may be another node's."""
+    for tmp in (out / CHECKPOINTS).glob(".step-*.tmp-*"):
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp)
+        else:
+            tmp.unlink()
+    for name in (RUN_MANIFEST, LOG):
+        for tmp in out.glob(f".{name}.*.tmp"):  # atomic_write_bytes's temporary names
+            tmp.unlink()
 
 
 def _newest(manifest: dict[str, Any]) -> int:

@@ -192,6 +192,8 @@ class DataOrder:
         """The batch that optimizer step ``step`` (from 0) trains on."""
         if step < 0:
             raise QueryError(f"--step {step} is negative; steps count from 0")
+        if (step + 1) * self.spec.batch_size > np.iinfo(np.int64).max:  # sample numbers are int64
+            raise QueryError(f"--step {step} is beyond any run: its sample numbers do not fit in 64 bits")
         samples = self.samples_of_step(step)
         rows = self.rows_of_samples(samples)
         return Batch(step=step, token_ids=self.row_tokens(rows), samples=samples.tolist(), rows=rows.tolist())
