@@ -2,7 +2,9 @@
 
 Layers are numbered as transformers' ``hidden_states``: 0 is the embeddings, L (1..n) the residual
 stream leaving block L (blocks counted from 1). A hook "on layer L" therefore sits on the output of
-block L, which is what probes read, erasers edit and steering vectors are added to. transformers 5
+block L, which is what probes read, erasers edit and steering vectors are added to. One exception,
+transformers' own: ``hidden_states[n]`` is the last block's output after the model's final norm,
+while a hook on layer n edits the block's output before it (tested). transformers 5
 blocks return a tensor, earlier versions a tuple whose first element is the hidden state; the hooks
 here handle both.
 """
@@ -53,7 +55,9 @@ def edit_layer_output(model: Any, layer: int, edit: Callable[[Any], Any]) -> Ite
             return (edit(output[0]), *output[1:])
         return edit(output)
 
-    handle = block.register_forward_hook(hook)
+    # first among the block's hooks: transformers 5 records hidden_states with forward hooks of its own,
+    # which must see the edited state, as the next block does
+    handle = block.register_forward_hook(hook, prepend=True)
     try:
         yield
     finally:
