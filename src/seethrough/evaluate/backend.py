@@ -100,11 +100,11 @@ class SeethroughLM(TemplateLM):
         self._max_batch = _positive_int_or_none(max_batch_size, "max_batch_size")
         self._max_length = _positive_int_or_none(max_length, "max_length")
         self.max_gen_toks = _positive_int_or_none(max_gen_toks, "max_gen_toks")
-        self.pretrained = str(pretrained)
+        self.pretrained = str(getattr(pretrained, "path", pretrained))  # a folder, or a model.Checkpoint's
         self.model = load_model(pretrained, device=str(device), dtype=str(dtype), threads=threads)
         self._device = next(self.model.parameters()).device
         self.dtype_name = str(dtype)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(pretrained))
+        self.tokenizer = AutoTokenizer.from_pretrained(self.pretrained)
         self.batch_size = batch_size
         self.flags: dict[tuple[str, str], list[str]] = defaultdict(list)
         self._encoded: dict[str, list[int]] | None = None  # strings encoded ahead, within loglikelihood()
@@ -116,10 +116,13 @@ class SeethroughLM(TemplateLM):
             from ..corpus.tokenizer import load_tokenizer
             from .cache import ResponseCache
 
-            tokenizer_file = Path(pretrained) / "tokenizer.json"
+            tokenizer_file = Path(self.pretrained) / "tokenizer.json"
             self.cache = ResponseCache(cache_dir, {
-                "weights_sha256": weights_sha256(pretrained), "dtype": self.dtype_name, "max_length": self.max_length,
-                "tokenizer_sha256": load_tokenizer(tokenizer_file).sha256 if tokenizer_file.exists() else None})
+                "weights_sha256": weights_sha256(self.pretrained), "dtype": self.dtype_name,
+                "max_length": self.max_length,
+                "tokenizer_sha256": load_tokenizer(tokenizer_file).sha256 if tokenizer_file.exists() else None,
+                # scores on another device differ in their last bits (CPU keys stay as they were)
+                **({"device": self._device.type} if self._device.type != "cpu" else {})})
 
     # ---- what TemplateLM needs ------------------------------------------------------------------
     @property
