@@ -2,6 +2,7 @@
 # Set up seethrough in ./.venv (created if missing). Idempotent: rerunning only installs what is missing.
 #   bash scripts/setup.sh          # the package, its command `seethrough`, and training (torch, CPU build)
 #   bash scripts/setup.sh --test   # plus what the tests need (pytest, the infini-gram reference engine)
+# Any failing step stops the script with pip's own error and a non-zero exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -10,14 +11,22 @@ if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)
   exit 1
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-# torch first, and the CPU build: a bare `torch` requirement would pull a multi-GB CUDA build. A torch
-# already in .venv (e.g. your GPU build) is kept. TORCH_SPEC chooses another, e.g. TORCH_SPEC="torch==2.6.0".
+pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+# torch first, and the CPU build: a bare `torch` requirement would pull a multi-GB CUDA build. The
+# default asks for exactly the CPU build, torch==2.13.0+cpu (this environment has that wheel on disk;
+# elsewhere set TORCH_INDEX=https://download.pytorch.org/whl/cpu, PyTorch's index of CPU builds). A
+# torch already in .venv (e.g. your GPU build) is kept; TORCH_SPEC chooses another requirement.
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check "${TORCH_SPEC:-torch==2.13.0}" 2>&1 \
-    | grep -v -e "is ignored: it is neither a file nor a directory" || true
+  torch_spec="${TORCH_SPEC:-torch==2.13.0+cpu}"
+  index=()
+  [ -n "${TORCH_INDEX:-}" ] && index=(--extra-index-url "$TORCH_INDEX")
+  if ! "${pip[@]}" "$torch_spec" "${index[@]}"; then
+    echo "error: could not install $torch_spec; set TORCH_INDEX=https://download.pytorch.org/whl/cpu (CPU builds)," \
+      "or TORCH_SPEC to the torch you want, or install torch into .venv first" >&2
+    exit 1
+  fi
 fi
 extras="[train,eval]"
 [ "${1:-}" = "--test" ] && extras="[train,eval,test]"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}" 2>&1 \
-  | grep -v -e "is ignored: it is neither a file nor a directory" || true
-.venv/bin/python -c "import seethrough" # fail here, not later, if the install did not take
+"${pip[@]}" -e ".${extras}"
+.venv/bin/python -c "import seethrough, torch" # fail here, not later, if the install did not take
