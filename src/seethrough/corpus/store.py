@@ -1,9 +1,12 @@
 """Read access to a corpus folder: memory-mapped shards, documents, integrity checks.
 
 Opening checks every file's size against the manifest at once, and its sha256 whenever the file
-changed since it was last verified (a stamp of size and mtime per file, kept in ``.verified.json``),
-so a corrupted or swapped shard is refused before any query while an unchanged corpus opens in
-milliseconds. ``verify()`` always re-hashes everything.
+changed since it was last verified (a stamp of size, mtime and inode per file, kept in
+``.verified.json``), so a corrupted or swapped shard is refused before any query while an unchanged
+corpus opens in milliseconds. The corpus's ``tokenizer.json`` (one small file) is hashed on every
+open. The quick check cannot see a change that keeps a file's size, mtime and inode (a bit flip on
+disk, an edit that restores the mtime): ``verify()`` (``seethrough corpus verify``) and
+``open_token_corpus(..., verify_hashes=True)`` (``--verify`` on queries) re-hash every file.
 
 Folders written by infini-gram's own indexer (no ``manifest.json``) open read-only, without hashes.
 """
@@ -88,6 +91,9 @@ class TokenCorpus:
     vocab_size: int
     foreign: bool = False
     """True for a folder written by infini-gram (no seethrough manifest)."""
+    hashes_verified: bool = False
+    """True when this open re-hashed every file; False when unchanged files were trusted by their stamps
+    (see :data:`QUICK_CHECK_NOTE`)."""
     _doc_bounds: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -152,10 +158,14 @@ class TokenCorpus:
         return self.tokenizer
 
     def verify(self) -> list[str]:
-        """Re-hash every file against the manifest; returns the files checked (raises on a mismatch)."""
+        """Re-hash every file, the tokenizer included, against the manifest; returns the files checked
+        (raises on a mismatch)."""
         if self.manifest is None:
             raise CorpusError(f"{self.path} has no seethrough manifest (an infini-gram folder): nothing to verify against")
-        return check_files(self.path, _expected_files(self.manifest), full=True)
+        files = check_files(self.path, _expected_files(self.manifest), full=True)
+        own_tokenizer(self.path, self.manifest, required=True)
+        self.hashes_verified = True
+        return sorted([*files, TOKENIZER_FILE])
 
 
 def _expected_files(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -165,8 +175,15 @@ def _expected_files(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return expected
 
 
+QUICK_CHECK_NOTE = ("files were checked by size and change stamps; a change that keeps a file's size, mtime and "
+                    "inode (a bit flip) is caught only by `seethrough corpus verify` or --verify, which re-hash "
+                    "every file")
+"""What an open without ``verify_hashes`` did and did not check, in a sentence for users."""
+
+
 def check_files(folder: Path, expected: dict[str, dict[str, Any]], full: bool = False) -> list[str]:
-    """Size check always; sha256 check when ``full`` or when the file changed since its last check."""
+    """Size check always; sha256 check when ``full`` or when the file changed since its last check
+    (see :data:`QUICK_CHECK_NOTE` for what that cannot see)."""
     stamps_path = folder / VERIFIED_STAMPS
     try:
         stamps = json.loads(stamps_path.read_text())
@@ -250,11 +267,39 @@ def detect_token_dtype(folder: Path, suffix: str) -> str:
     raise CorpusError(f"cannot tell the token type of {folder}; pass --token-dtype uint8|uint16|uint32")
 
 
+def own_tokenizer(folder: Path, manifest: dict[str, Any], required: bool = False) -> LoadedTokenizer | None:
+    """The corpus's copy of its tokenizer, after checking it hashes as the manifest records (a replaced
+    or edited ``tokenizer.json`` would encode queries into other ids and answer wrongly). ``None`` when
+    the file is missing, unless ``required``."""
+    file = folder / TOKENIZER_FILE
+    source = manifest.get("tokenizer", {}).get("source")
+    restore = f"copy the original back (it was built from {source})" if source else "copy the original back"
+    if not file.exists():
+        if required:
+            raise CorpusError(f"{file} is missing; {restore} or rebuild the corpus with `seethrough corpus build`")
+        return None
+    try:
+        tok = load_tokenizer(file)
+    except TokenizerError as error:
+        raise TokenizerError(f"the corpus's own {TOKENIZER_FILE} is damaged ({str(error).split(';')[0]}); {restore}, "
+                             "or rebuild the corpus") from None
+    recorded = manifest["tokenizer"]["sha256"]
+    if tok.sha256 != recorded:
+        raise TokenizerError(
+            f"{file} is not the tokenizer corpus {folder} was built with (sha256 {tok.sha256[:12]}, the manifest "
+            f"records {recorded[:12]}): it was replaced or edited; {restore}, or rebuild the corpus"
+        )
+    return tok
+
+
 def open_token_corpus(path: str | Path, tokenizer: str | Path | None = None,
-                      token_dtype: str | None = None) -> TokenCorpus:
+                      token_dtype: str | None = None, verify_hashes: bool = False) -> TokenCorpus:
     """Open a corpus folder (seethrough's, or infini-gram's read-only).
 
-    ``tokenizer`` overrides the corpus's own copy and must hash the same as the one it was built with.
+    ``tokenizer`` overrides the corpus's own copy and must hash the same as the one it was built with;
+    the corpus's own ``tokenizer.json`` is checked against the manifest's hash. Shard files are trusted
+    by their size and change stamps when unchanged since their last check; ``verify_hashes`` re-hashes
+    every one (what ``corpus verify`` does; see :data:`QUICK_CHECK_NOTE`).
     """
     folder = Path(path)
     if not folder.is_dir():
@@ -262,7 +307,7 @@ def open_token_corpus(path: str | Path, tokenizer: str | Path | None = None,
     if not (folder / MANIFEST).exists() and any(p.name.startswith("tokenized") for p in folder.iterdir()):
         return _open_foreign(folder, tokenizer, token_dtype)
     manifest = read_manifest(folder)
-    check_files(folder, _expected_files(manifest))
+    check_files(folder, _expected_files(manifest), full=verify_hashes)
     dtype = manifest["token_dtype"]
     if token_dtype and token_dtype != dtype:
         raise CorpusError(f"{folder} holds {dtype} tokens, not {token_dtype}; drop --token-dtype")
@@ -275,14 +320,15 @@ def open_token_corpus(path: str | Path, tokenizer: str | Path | None = None,
                 f"{tok.sha256[:12]} vs {manifest['tokenizer']['sha256'][:12]}); use the corpus's own "
                 f"{TOKENIZER_FILE} or rebuild the corpus with this tokenizer"
             )
-    elif (folder / TOKENIZER_FILE).exists():
-        tok = load_tokenizer(folder / TOKENIZER_FILE)
+    else:
+        tok = own_tokenizer(folder, manifest)
     shards = [_open_shard(folder, s["shard"], s["first_document"], dtype) for s in manifest["shards"]]
     for shard, entry in zip(shards, manifest["shards"]):
         if shard.documents != entry["documents"]:
             raise CorpusError(f"shard {shard.number} of {folder} has {shard.documents} documents, the manifest "
                               f"says {entry['documents']}; rebuild the corpus")
-    return TokenCorpus(folder, manifest, dtype, shards, tok, manifest["tokenizer"]["vocab_size"])
+    return TokenCorpus(folder, manifest, dtype, shards, tok, manifest["tokenizer"]["vocab_size"],
+                       hashes_verified=verify_hashes)
 
 
 def _open_foreign(folder: Path, tokenizer: str | Path | None, token_dtype: str | None) -> TokenCorpus:
@@ -301,11 +347,11 @@ def _open_foreign(folder: Path, tokenizer: str | Path | None, token_dtype: str |
 
 
 def verify_corpus(path: str | Path) -> dict[str, Any]:
-    """Full integrity check of a corpus (and its index when built): every file re-hashed."""
+    """Full integrity check of a corpus (without its index): every file re-hashed, the tokenizer included."""
     corpus = open_token_corpus(path)
     files = corpus.verify()
     return {"corpus": str(corpus.path), "corpus_hash": corpus.corpus_hash, "files_checked": files}
 
 
-__all__ = ["Document", "Shard", "TokenCorpus", "open_token_corpus", "verify_corpus", "map_file", "check_files",
-           "SHARD_KINDS", "shard_file"]
+__all__ = ["Document", "QUICK_CHECK_NOTE", "Shard", "TokenCorpus", "open_token_corpus", "verify_corpus", "map_file",
+           "check_files", "own_tokenizer", "SHARD_KINDS", "shard_file"]

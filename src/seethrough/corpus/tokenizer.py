@@ -108,8 +108,10 @@ class LoadedTokenizer:
         return self.tokenizer.decode(list(ids), skip_special_tokens=False)
 
 
-def piece_cuts(text: str, every: int = PIECE_CHARS) -> list[int]:
-    """Positions to cut ``text`` at, about ``every`` characters apart (see the module docstring)."""
+def piece_cuts(text: str, every: int | None = None) -> list[int]:
+    """Positions to cut ``text`` at, about ``every`` (default :data:`PIECE_CHARS`) characters apart (see
+    the module docstring)."""
+    every = every or PIECE_CHARS
     cuts: list[int] = []
     start = 0
     while len(text) - start > every:
