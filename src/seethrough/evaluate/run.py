@@ -116,13 +116,12 @@ def parse_seed(seed: int | str | Sequence[int | None] | None = None) -> tuple[in
     for item in items:
         if item is None or (isinstance(item, str) and item.strip().lower() == "none"):
             values.append(None)
-        elif isinstance(item, bool):
-            raise _seed_error(seed, f"{item!r} is not an integer or None")
+        elif isinstance(item, int) and not isinstance(item, bool):
+            values.append(item)
+        elif isinstance(item, str) and _int_text(item) is not None:
+            values.append(_int_text(item))
         else:
-            try:
-                values.append(int(item.strip() if isinstance(item, str) else item))
-            except (TypeError, ValueError):
-                raise _seed_error(seed, f"{str(item).strip()!r} is not an integer or None") from None
+            raise _seed_error(seed, f"{str(item).strip()!r} is not an integer or None")
     if len(values) == 1:
         return tuple(values * len(DEFAULT_SEEDS))
     if len(values) == len(DEFAULT_SEEDS) - 1:
@@ -130,6 +129,14 @@ def parse_seed(seed: int | str | Sequence[int | None] | None = None) -> tuple[in
     if len(values) != len(DEFAULT_SEEDS):
         raise _seed_error(seed, f"{len(values)} values")
     return tuple(values)
+
+
+def _int_text(text: str) -> int | None:
+    """``int(text)`` as lm-eval reads a seed (surrounding spaces allowed), or None."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        return None
 
 
 def _seed_error(seed: Any, what: str) -> QueryError:
