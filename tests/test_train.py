@@ -1,8 +1,10 @@
-"""Training: the logged batches replay, resume is bitwise identical, checkpoints load in transformers
-with the logits of training, bad resumes are refused, several processes see the same batches."""
+"""Training: the logged batches are the documented data order (recomputed here from the documents,
+without seethrough's code), resume is bitwise identical, checkpoints load in transformers with the
+logits of training, bad resumes are refused, several processes see the same batches."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -16,7 +18,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from seethrough.errors import SeethroughError  # noqa: E402
-from seethrough.train import checkpoint_steps, learning_rate, load_config, open_run, train  # noqa: E402
+from seethrough.train import (checkpoint_steps, is_checkpoint_step, learning_rate, load_config,  # noqa: E402
+                              open_run, train)
 
 TINY = {"model_size": "tiny", "seq_len": 16, "batch_size": 8, "lr": 2e-2, "threads": 1, "seed": 7}
 
@@ -25,9 +28,42 @@ def log_records(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
 
 
+def documented_batches(corpus, run: Path, steps: int) -> list[list[list[int]]]:
+    """The token rows of steps 0..steps-1 as docs/formats.md defines them, built from the corpus's
+    documents one by one: nothing of seethrough.train computes them, so the run is checked against
+    the definition, not against its own code."""
+    spec = json.loads((run / "run.json").read_text())["data_order"]["spec"]
+    eod, seq_len, batch_size = spec["eod_id"], spec["seq_len"], spec["batch_size"]
+    stream: list[int] = []
+    for doc in range(corpus.num_documents):
+        stream += [eod] + corpus.document_tokens(doc).tolist()
+    row, permutations = seq_len + 1, {}
+    n = len(stream) // row
+    batches = []
+    for step in range(steps):
+        rows = []
+        for sample in range(step * batch_size, (step + 1) * batch_size):
+            epoch = sample // n
+            if epoch not in permutations:
+                seeds = np.random.SeedSequence([int(corpus.corpus_hash, 16), spec["seed"], seq_len, epoch])
+                permutations[epoch] = np.argsort(np.random.PCG64(seeds).random_raw(n), kind="stable")
+            r = int(permutations[epoch][sample % n])
+            rows.append(stream[r * row:(r + 1) * row])
+        batches.append(rows)
+    return batches
+
+
+def sha256_of_rows(rows: list[list[int]]) -> str:
+    """The documented batch hash: the token ids as little-endian int64, row after row."""
+    return hashlib.sha256(b"".join(t.to_bytes(8, "little", signed=True) for r in rows for t in r)).hexdigest()
+
+
 def test_checkpoint_schedule_and_learning_rate_by_hand():
     assert checkpoint_steps(1300, 500) == [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 500, 512, 1000, 1300]
     assert checkpoint_steps(3, 1000) == [0, 1, 2, 3]
+    assert checkpoint_steps(1030, 100)[-5:] == [700, 800, 900, 1000, 1030]
+    assert [is_checkpoint_step(s, 10**12, 1000) for s in (0, 512, 513, 1024, 2000, 10**12, 10**12 + 1)] == \
+        [True, True, False, False, True, True, False]  # no list of the schedule is built, whatever its length
     config = load_config(lr=1.0, min_lr_ratio=0.1, warmup_steps=2, lr_decay_steps=12, steps=20)
     assert learning_rate(0, config) == pytest.approx(0.5)
     assert learning_rate(1, config) == pytest.approx(1.0)
@@ -53,8 +89,10 @@ def test_tiny_run_learns_logs_replayable_batches_and_loads_in_transformers(world
         assert r["tokens_seen"] == (r["step"] + 1) * 8 * 16 and r["mfu"] > 0 and r["peak_flops_source"]
 
     run = open_run(run_dir)
-    for r in records:  # every logged batch is the replayed one
-        assert run.batch(r["step"]).sha256 == r["batch_sha256"]
+    documented = documented_batches(corpus, run_dir, 40)
+    for r in records:  # every logged batch is the documented one, and so is the replay
+        assert r["batch_sha256"] == sha256_of_rows(documented[r["step"]])
+        assert run.batch(r["step"]).token_ids.tolist() == documented[r["step"]]
 
     # step-N holds the weights after N steps: its loss on batch N is the loss logged at step N
     tokenizer = AutoTokenizer.from_pretrained(run.checkpoint(16))
@@ -67,10 +105,12 @@ def test_tiny_run_learns_logs_replayable_batches_and_loads_in_transformers(world
             logits = model(input_ids=batch[:, :-1]).logits
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
         assert float(loss) == pytest.approx(records[step]["loss"], abs=1e-5)
-    files = {c["step"]: c for c in manifest["checkpoints"]}
-    from seethrough._files import sha256_file
-
-    assert sha256_file(run.checkpoint(40) / "model.safetensors") == files[40]["sha256"]
+    for entry in manifest["checkpoints"]:  # the recorded hashes are of the files there (hashed here by hashlib)
+        folder = run_dir / entry["path"]
+        assert sorted(entry["files"]) == sorted(p.name for p in folder.iterdir())
+        for name, digest in entry["files"].items():
+            assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest
+        assert entry["sha256"] == entry["files"]["model.safetensors"]
 
 
 class Crash(Exception):
@@ -78,7 +118,7 @@ class Crash(Exception):
 
 
 def test_resume_is_bitwise_identical(world_corpus, tmp_path):
-    root, _, _, _ = world_corpus
+    root, corpus, _, _ = world_corpus
     straight = tmp_path / "straight"
     train(root / "corpus", straight, {**TINY, "steps": 12, "grad_accum": 2})
 
@@ -102,7 +142,8 @@ def test_resume_is_bitwise_identical(world_corpus, tmp_path):
     train(root / "corpus", resumed, {"steps": 14}, resume=True)
     records = log_records(resumed)
     assert [r["step"] for r in records] == list(range(14))
-    assert records[13]["batch_sha256"] == open_run(resumed).batch(13).sha256
+    assert [r["batch_sha256"] for r in records] == [sha256_of_rows(b) for b in documented_batches(corpus, resumed, 14)]
+    assert json.loads((resumed / "run.json").read_text())["status"] == "complete"
 
 
 def test_bad_runs_are_refused_with_the_fix(world_corpus, word_corpus, tmp_path):
@@ -138,20 +179,26 @@ def test_cli_train_batch_seen(world_corpus, tmp_path):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["checkpoints"] == [0, 1, 2, 3]
     logged = log_records(tmp_path / "run")
+    documented = documented_batches(corpus, tmp_path / "run", 3)
     shown = _cli("batch", tmp_path / "run", "--step", 2, "--json")
     record = json.loads(shown.stdout)
     ids = np.array(record["token_ids"], dtype=np.int64)
     assert ids.shape == (8, 17)
-    from seethrough.train import batch_sha256
-
-    assert batch_sha256(ids) == logged[2]["batch_sha256"] == record["sha256"]
+    assert record["token_ids"] == documented[2]
+    assert record["sha256"] == logged[2]["batch_sha256"] == sha256_of_rows(documented[2])
     for row, row_ids in zip(record["rows"], ids):
         for d in row["documents"]:
             assert row_ids[d["row_start"]:d["row_end"]].tolist() == \
                 corpus.document_tokens(d["doc"])[d["doc_start"]:d["doc_end"]].tolist()
     text = " ".join(corpus.document(int(record["rows"][0]["documents"][0]["doc"])).text.split()[:2])
+    query = corpus.tokenizer.encode(text)
+    m = len(query)
+    by_step = {s: sum(r[i:i + m] == query for r in rows for i in range(len(r) - m + 1))
+               for s, rows in enumerate(documented)}  # whole inside one row of the documented batches
     seen = json.loads(_cli("seen", tmp_path / "run", text, "--step", 3, "--json").stdout)
-    assert seen["count"] >= 1 and seen["first_step"] is not None and seen["first_step"] <= 2
+    assert seen["steps"] == {str(s): c for s, c in by_step.items() if c}
+    assert seen["count"] == sum(by_step.values()) > 0
+    assert seen["first_step"] == min(s for s, c in by_step.items() if c)
     bad = _cli("train", root / "corpus", "--out", tmp_path / "run", "--resume", "--seq-len", 32)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--seq-len 32 (run: 16)" in bad.stderr
 

@@ -105,8 +105,12 @@ def _flag(name: str) -> str:
 
 # Each field's type without its ``| None``, and whether None is allowed (the CLI's flags are typed by
 # typer, but a --config file or a Python caller can give anything).
-_TYPES = {name: (next((a for a in typing.get_args(hint) if a is not type(None)), hint), type(None) in typing.get_args(hint))
-          for name, hint in typing.get_type_hints(TrainConfig).items()}
+def _base_type(hint: Any) -> tuple[type, bool]:
+    args = typing.get_args(hint)
+    return next((a for a in args if a is not type(None)), hint), type(None) in args
+
+
+_TYPES = {name: _base_type(hint) for name, hint in typing.get_type_hints(TrainConfig).items()}
 
 
 def _check_type(name: str, value: Any) -> None:
@@ -143,10 +147,10 @@ def validate(config: TrainConfig) -> None:
         if value is not None and value < low:
             raise ConfigError(f"{_flag(name)} must be at least {low}, not {value}")
 
-    def number(name: str, inside: Callable[[float], bool], wanted: str) -> None:
+    def number(name: str, inside: Callable[[float], bool], wanted: str, hint: str = "") -> None:
         value = getattr(config, name)
         if value is not None and not (math.isfinite(value) and inside(value)):
-            raise ConfigError(f"{_flag(name)} must be {wanted}, not {value}")
+            raise ConfigError(f"{_flag(name)} must be {wanted}, not {value}{hint}")
 
     # steps >= 1: a run of 0 steps would record a learning-rate schedule of length 0, which a later
     # --resume --steps N could not continue as the same run; every run keeps checkpoint step-0 anyway
@@ -155,16 +159,16 @@ def validate(config: TrainConfig) -> None:
     at_least("warmup_steps", 0)
     if not 0 <= config.seed < 2**64:  # torch.manual_seed takes at most 64 bits
         raise ConfigError(f"--seed must be in 0..2**64-1, not {config.seed}")
-    if config.warmup_steps is not None and config.lr_decay_steps is not None and \
-            config.lr_decay_steps < config.warmup_steps:
-        raise ConfigError(f"--lr-decay-steps {config.lr_decay_steps} ends the schedule before --warmup-steps "
-                          f"{config.warmup_steps} ends the warmup; make it at least {config.warmup_steps}")
-    number("lr", lambda v: v > 0, "a finite number above 0 (a typical peak is 1e-4 .. 1e-2)")
+    schedule = config.lr_decay_steps or config.steps  # what learning_rate() decays over
+    if config.warmup_steps is not None and config.warmup_steps > schedule:
+        raise ConfigError(f"--warmup-steps {config.warmup_steps} is longer than the learning-rate schedule it warms "
+                          f"up ({schedule} steps: --lr-decay-steps, by default --steps); make it at most {schedule}")
+    number("lr", lambda v: v > 0, "a finite number above 0", " (a typical peak is 1e-4 .. 1e-2)")
     number("min_lr_ratio", lambda v: 0 <= v <= 1, "between 0 and 1")
     number("weight_decay", lambda v: v >= 0, "a finite number, 0 or more")
     number("beta1", lambda v: 0 <= v < 1, "at least 0 and below 1")
     number("beta2", lambda v: 0 <= v < 1, "at least 0 and below 1")
-    number("grad_clip", lambda v: v >= 0, "a finite number, 0 or more (0 turns clipping off)")
+    number("grad_clip", lambda v: v >= 0, "a finite number, 0 or more", " (0 turns clipping off)")
     number("peak_flops", lambda v: v > 0, "a finite number of FLOP/s above 0")
     if config.model_size not in MODEL_SIZES:
         raise ConfigError(f"--model-size {config.model_size!r} is unknown; use one of {', '.join(MODEL_SIZES)}")
