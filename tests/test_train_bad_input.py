@@ -435,6 +435,8 @@ def test_bad_run_folders_are_refused(corpus, finished_run, tmp_path):
         (tmp_path / "a-file", fresh, False, "is a file, not a folder"),
         (tmp_path / "a-file" / "run", fresh, False, "cannot create --out"),
         (tmp_path / "not-a-run", fresh, False, "exists and is not empty"),
+        (corpus / "run", fresh, False, "is inside the corpus folder"),
+        (corpus, fresh, False, "is inside the corpus folder"),
         (tmp_path / "not-a-run", {"steps": 2}, True, "is not a run folder (no run.json)"),
         (tmp_path / "a-file", {"steps": 2}, True, "is not a run folder (no run.json)"),
         (tmp_path / "empty", {"steps": 2}, True, "is not a run folder (no run.json)"),
@@ -466,6 +468,8 @@ def test_bad_run_folders_are_refused(corpus, finished_run, tmp_path):
         (b"[1, 2]", "is not a seethrough run manifest"),
         (json.dumps({"format": "seethrough.corpus"}).encode(), "is not a seethrough run manifest"),
         (json.dumps({k: v for k, v in manifest.items() if k != "checkpoints"}).encode(), "lacks checkpoints"),
+        (json.dumps({**manifest, "checkpoints": [{"step": 4}]}).encode(), "its list of checkpoints is damaged"),
+        (json.dumps({**manifest, "checkpoints": manifest["checkpoints"][::-1]}).encode(), "not listed once each"),
     ]
     for text, needle in damaged:
         (run / "run.json").write_bytes(text)
@@ -483,3 +487,11 @@ def test_a_missing_checkpoint_file_is_refused_on_resume(corpus, finished_run, tm
         train(corpus, run, {"steps": 6}, resume=True)
     assert "config.json is missing or does not match" in one_line(error)
     assert snapshot(corpus, run) == before
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_device_cuda_without_a_gpu_is_refused_before_a_folder_exists(corpus, tmp_path):
+    with pytest.raises(ConfigError) as error:
+        train(corpus, tmp_path / "out", {**TINY, "steps": 2, "device": "cuda"})
+    assert "--device cuda was asked for but torch sees no GPU" in one_line(error)
+    assert not (tmp_path / "out").exists()

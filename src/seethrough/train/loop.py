@@ -301,6 +301,8 @@ def _resolve(out: Path, tokens: Any, settings: TrainConfig | Mapping[str, Any] |
         return config, manifest
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out} is a file, not a folder; choose another --out")
+    if out.resolve().is_relative_to(tokens.path.resolve()):  # the run would change the folder it reads
+        raise RunError(f"--out {out} is inside the corpus folder {tokens.path}; choose a folder outside it")
     if (out / RUN_MANIFEST).exists():
         raise RunError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
     if out.exists() and any(out.iterdir()):

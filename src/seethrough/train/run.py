@@ -41,6 +41,13 @@ def read_run_manifest(run: str | Path) -> dict[str, Any]:
     missing = [key for key in _MANIFEST_KEYS if key not in manifest]
     if missing:
         raise RunError(f"{path} lacks {', '.join(missing)}; the run manifest is damaged or from another tool")
+    checkpoints = manifest["checkpoints"]
+    if not isinstance(checkpoints, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("step"), int) and isinstance(c.get("path"), str)
+            and isinstance(c.get("sha256"), str) for c in checkpoints):
+        raise RunError(f"{path}: its list of checkpoints is damaged (each needs a step, a path and a sha256)")
+    if [c["step"] for c in checkpoints] != sorted({c["step"] for c in checkpoints}):
+        raise RunError(f"{path}: its checkpoints are not listed once each in step order; the manifest is damaged")
     return manifest
 
 
