@@ -103,13 +103,13 @@ def _flag(name: str) -> str:
     return f"--{name.replace('_', '-')}"
 
 
-# Each field's type without its ``| None``, and whether None is allowed (the CLI's flags are typed by
-# typer, but a --config file or a Python caller can give anything).
 def _base_type(hint: Any) -> tuple[type, bool]:
     args = typing.get_args(hint)
     return next((a for a in args if a is not type(None)), hint), type(None) in args
 
 
+# Each field's type without its ``| None``, and whether None is allowed (the CLI's flags are typed by
+# typer, but a --config file or a Python caller can give anything).
 _TYPES = {name: _base_type(hint) for name, hint in typing.get_type_hints(TrainConfig).items()}
 
 

@@ -241,8 +241,8 @@ def train(corpus: str | Path, out: str | Path, settings: TrainConfig | Mapping[s
 
 
 def _diverged(out: Path, manifest: dict[str, Any], procs: _Processes, step: int, what: str) -> RunError:
-    """Record in run.json that the run diverged at ``step`` (its checkpoints stay listed, the log ends
-    at the step before) and return the one-line error to raise."""
+    """Record in run.json that the run diverged at ``step`` (status "diverged", the message as "error";
+    its checkpoints stay listed) and return the one-line error to raise."""
     message = (f"training diverged at step {step}: {what}; the run stops with its checkpoints up to "
                f"step-{_newest(manifest)} kept. Train again into a new --out with a lower --lr "
                f"(this run's is {manifest['config']['lr']:g})")
@@ -279,9 +279,10 @@ def _resolve(out: Path, tokens: Any, settings: TrainConfig | Mapping[str, Any] |
                 f"{manifest['corpus']['corpus_hash'][:12]}), not {tokens.path} (hash {tokens.corpus_hash[:12]}); "
                 "resume with the run's own corpus or train a new run with another --out")
         recorded = manifest["config"]
-        if set(recorded) != set(FIELDS):
-            raise RunError(f"{out / RUN_MANIFEST} records another set of training settings than this version of "
-                           "seethrough has; resume it with the version that trained it")
+        foreign = sorted(set(recorded) - set(FIELDS))
+        if foreign:
+            raise RunError(f"{out / RUN_MANIFEST} records training settings this version of seethrough does not "
+                           f"know ({', '.join(foreign)}); resume it with the version that trained it")
         config = TrainConfig(**{**recorded, **{k: v for k, v in given.items() if v is not None}})
         validate(config)  # a value that is wrong whatever the run is gets that message first
         changed = sorted(k for k, v in given.items()
