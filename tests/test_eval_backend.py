@@ -94,12 +94,13 @@ def _phrases(item, rng):
 
 
 def run_lmeval(lm, tasks, names, fewshot=None):
+    """lm-eval's ``simple_evaluate`` with its default seeds, over the local tasks alone (indexing its
+    own 14,000 task files as well would take ~20 s and change nothing here)."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
     return lm_eval.simple_evaluate(model=lm, tasks=names, num_fewshot=fewshot, log_samples=True,
-                                   task_manager=TaskManager(include_path=str(tasks)), random_seed=0,
-                                   numpy_random_seed=0, torch_random_seed=0, fewshot_random_seed=0)
+                                   task_manager=TaskManager(include_path=str(tasks), include_defaults=False))
 
 
 @pytest.mark.parametrize("fewshot", [0, 3])
@@ -306,14 +307,15 @@ def test_an_empty_continuation_is_flagged_not_a_crash(eval_setup):
     assert got[1][0] < 0 and (context, " small") not in lm.flags
 
 
-@pytest.mark.slow
 def test_eval_records_provenance_flags_contamination_and_verifies(eval_setup, world_corpus, tmp_path):
-    """`seethrough eval`: lm-eval's files plus provenance; planted items flagged, held-out ones not;
-    --verify finds nothing to report, then finds a tampered item."""
-    import subprocess
-    import sys
+    """An evaluation of a run's checkpoint: lm-eval's files plus provenance (the weights hash as sha256
+    of the weights file, computed here); planted items flagged, held-out ones not; verify finds nothing
+    to report, then finds a tampered item."""
+    import hashlib
 
-    from seethrough.evaluate.backend import weights_sha256
+    from seethrough.evaluate import evaluate_model, run_provenance, verify_results, write_results
+    from seethrough.index import open_corpus
+    from seethrough.model import resolve_target
 
     model, tasks = eval_setup
     root, _, world, docs = world_corpus
@@ -326,14 +328,18 @@ def test_eval_records_provenance_flags_contamination_and_verifies(eval_setup, wo
         f"task: st_canary\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {tasks / 'st_canary.jsonl'}\n"
         "test_split: test\noutput_type: loglikelihood\ndoc_to_text: \"{{context}}\"\ndoc_to_target: \"{{' ' + rest}}\"\n"
         "metric_list:\n  - metric: acc\n")
-    out = tmp_path / "results"
-    done = subprocess.run([sys.executable, "-m", "seethrough", "eval", str(model), "--tasks", "st_canary,st_mc",
-                           "--include-path", str(tasks), "--corpus", str(root / "corpus"), "--out", str(out), "--json"],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    target = resolve_target(model.parent.parent)  # the run the checkpoint belongs to
+    checkpoint = target.last
+    assert checkpoint.path == model and checkpoint.step is not None
+    result = evaluate_model(checkpoint, ["st_canary", "st_mc"], include_path=tasks, corpus=open_corpus(root / "corpus"),
+                            extra_provenance=run_provenance(target.run, checkpoint))
+    out = write_results(result, tmp_path / "results")
     results = json.loads((out / "results.json").read_text())
+    assert results == json.loads(json.dumps(result.to_dict(), default=str))
     info = results["seethrough"]
-    assert info["model"]["weights_sha256"] == weights_sha256(model)
+    weights = hashlib.sha256((model / "model.safetensors").read_bytes()).hexdigest()
+    assert info["model"]["weights_sha256"] == hashlib.sha256(f"model.safetensors:{weights}\n".encode()).hexdigest()
+    assert info["model"]["checkpoint_step"] == checkpoint.step and info["model"]["run"] == str(target.path.resolve())
     assert set(info["requests_sha256"]) == {"st_canary", "st_mc"} and info["versions"]["lm_eval"]
     assert set(info["tasks"]) == {"st_canary", "st_mc"} and "acc,none" in results["results"]["st_canary"]
     assert info["timing"]["model_load_s"] > 0 and info["timing"]["evaluation_s"] > 0
@@ -346,17 +352,23 @@ def test_eval_records_provenance_flags_contamination_and_verifies(eval_setup, wo
     accs = [s["acc"] for s in samples if not s["doc"]["planted"]]
     assert report["clean"]["acc"] == pytest.approx(sum(accs) / len(accs))
 
-    verified = subprocess.run([sys.executable, "-m", "seethrough", "eval", "--verify", str(out), "--json"],
-                              capture_output=True, text=True, timeout=600)
-    assert json.loads(verified.stdout)["differences"] == []
+    assert verify_results(out).ok
     lines = (out / "samples_st_mc.jsonl").read_text().splitlines()
     first = json.loads(lines[0])
     first["resps"][0][0][0] += 0.5  # tamper with one recorded log-likelihood
     (out / "samples_st_mc.jsonl").write_text("\n".join([json.dumps(first)] + lines[1:]) + "\n")
-    verified = subprocess.run([sys.executable, "-m", "seethrough", "eval", "--verify", str(out), "--json"],
-                              capture_output=True, text=True, timeout=600)
-    differences = json.loads(verified.stdout)["differences"]
-    assert [(d["task"], d["doc_id"]) for d in differences] == [("st_mc", first["doc_id"])]
+    differences = verify_results(out).to_dict()["differences"]
+    assert [(d["task"], d["doc_id"], d["field"]) for d in differences] == [("st_mc", first["doc_id"], "resps[0][0][0]")]
+
+
+def test_a_replaced_checkpoint_is_refused(eval_setup):
+    from seethrough.errors import ModelError
+    from seethrough.evaluate import evaluate_model
+    from seethrough.model import Checkpoint
+
+    model, tasks = eval_setup
+    with pytest.raises(ModelError, match="does not match the weights hash its run recorded"):
+        evaluate_model(Checkpoint(model, 30, "0" * 64), ["st_mc"], include_path=tasks)
 
 
 def test_response_cache_is_keyed_by_content(eval_setup, tmp_path):
@@ -374,7 +386,11 @@ def test_response_cache_is_keyed_by_content(eval_setup, tmp_path):
     a, ga = first.loglikelihood(requests, disable_tqdm=True), first.generate_until(generation)
     assert first.cache.hits == 0
     second = SeethroughLM(pretrained=str(model), cache_dir=str(tmp_path / "cache"))
-    second._score = None  # any model call for a loglikelihood would now fail
+
+    def no_model_call(*args, **kwargs):
+        raise AssertionError("the model was called: the cache did not answer")
+
+    second.model.forward = no_model_call
     assert second.loglikelihood(requests, disable_tqdm=True) == a and second.generate_until(generation) == ga
     assert second.cache.hits == 4 and second.cache.misses == 0
     other_dir = tmp_path / "other"  # same config and tokenizer, different weights
@@ -387,19 +403,39 @@ def test_response_cache_is_keyed_by_content(eval_setup, tmp_path):
 
 
 def test_checkpoint_table_by_hand(tmp_path):
-    from seethrough.evaluate.run import write_checkpoint_table
+    """One series per task and metric (per filter: two filters of one metric never share a name), from
+    results.json content or an EvalResult; stderr and non-metric keys left out."""
+    from seethrough.evaluate import EvalResult, write_checkpoint_table
 
     per_step = {0: {"results": {"t": {"acc,none": 0.25, "acc_stderr,none": 0.1, "alias": "t"}}},
-                64: {"results": {"t": {"acc,none": 0.5, "acc_stderr,none": 0.1, "alias": "t"}}}}
+                64: EvalResult({"results": {"t": {"acc,none": 0.5, "acc_stderr,none": 0.1, "alias": "t"},
+                                            "g": {"exact_match,strict": 0.1, "exact_match,flexible": 0.3,
+                                                  "exact_match_stderr,strict": "N/A"}}}, {})}
     table = write_checkpoint_table(per_step, tmp_path)
-    assert table == {"t/acc": {"0": 0.25, "64": 0.5}}
+    assert table == {"t/acc": {"0": 0.25, "64": 0.5}, "g/exact_match,strict": {"64": 0.1},
+                     "g/exact_match,flexible": {"64": 0.3}}
     assert json.loads((tmp_path / "by_checkpoint.json").read_text()) == table
     assert (tmp_path / "by_checkpoint.png").exists()
 
 
-def test_eval_bad_input_is_one_line_and_writes_nothing(eval_setup, tmp_path):
+def test_lm_eval_metric_keys_are_parsed_in_one_place():
+    from seethrough.evaluate import Score, metric_label, split_metric_key, task_scores
+
+    assert split_metric_key("acc,none") == ("acc", "none")
+    assert split_metric_key("acc_stderr,none") == ("acc_stderr", "none")
+    assert split_metric_key("exact_match,strict-match") == ("exact_match", "strict-match")
+    for other in ("alias", "samples", ",none", "acc,", "", None, 3):
+        assert split_metric_key(other) is None
+    assert metric_label("acc", "none") == "acc" and metric_label("exact_match", "flex") == "exact_match,flex"
+    metrics = {"alias": "t", "acc,none": 0.5, "acc_stderr,none": 0.05, "perplexity,none": 7.5,
+               "perplexity_stderr,none": "N/A", "flag,none": True, "note,none": "text"}
+    assert task_scores("t", metrics) == [Score("t", "acc", "none", 0.5, 0.05),
+                                         Score("t", "perplexity", "none", 7.5, None)]
+
+
+def test_eval_bad_input_is_one_line(eval_setup, tmp_path):
     from seethrough.errors import QueryError
-    from seethrough.evaluate.run import evaluate_model
+    from seethrough.evaluate import evaluate_model
 
     model, tasks = eval_setup
     bad = tmp_path / "tasks"
@@ -407,12 +443,28 @@ def test_eval_bad_input_is_one_line_and_writes_nothing(eval_setup, tmp_path):
     (bad / "bad.yaml").write_text((tasks / "st_mc.yaml").read_text().replace("task: st_mc", "task: st_bad")
                                   .replace(str(tasks / "st_mc.jsonl"), str(bad / "missing.jsonl")))
     with pytest.raises(QueryError, match="could not be found .*missing.jsonl"):
-        evaluate_model(model, ["st_bad"], tmp_path / "out", include_path=bad)
-    with pytest.raises(QueryError, match="not a folder"):
-        evaluate_model(model, ["st_mc"], tmp_path / "out", include_path=tmp_path / "nowhere")
+        evaluate_model(model, ["st_bad"], include_path=bad)
     with pytest.raises(QueryError, match="unknown task"):
-        evaluate_model(model, ["no_such_task"], tmp_path / "out", include_path=tasks)
-    assert not (tmp_path / "out").exists()
+        evaluate_model(model, ["no_such_task"], include_path=tasks)
+
+
+@pytest.mark.parametrize("setting, flag", [
+    ({"limit": 0}, "--limit 0"), ({"limit": -1}, "--limit -1"), ({"limit": True}, "--limit True"),
+    ({"limit": 2.5}, "--limit 2.5"), ({"num_fewshot": -1}, "--num-fewshot -1"), ({"ngram": 0}, "--ngram 0"),
+    ({"threads": 0}, "--threads 0"), ({"batch_size": "0"}, "--batch-size '0'"),
+    ({"batch_size": "x"}, "--batch-size 'x'"),
+    ({"seed": "1,2"}, "--seed 1,2"), ({"include_path": "/nowhere/at/all"}, "--include-path /nowhere/at/all"),
+    ({"tasks": []}, "--tasks is empty"), ({"tasks": [" "]}, "--tasks is empty")])
+def test_each_bad_setting_is_a_one_line_error_naming_its_flag(tmp_path, setting, flag):
+    """Checked before anything is loaded: the model here does not even exist."""
+    from seethrough.errors import QueryError
+    from seethrough.evaluate import evaluate_model
+
+    settings = dict(setting)
+    tasks = settings.pop("tasks", ["st_mc"])
+    with pytest.raises(QueryError) as caught:
+        evaluate_model(tmp_path / "no_model", tasks, **settings)
+    assert str(caught.value).startswith(flag) and "\n" not in str(caught.value)
 
 
 def test_tiled_linear_layers_make_a_row_independent_of_its_batch():

@@ -249,7 +249,8 @@ def test_every_difference_is_reported_and_a_missing_line_is_one(copy):
     path.write_text("".join(path.read_text().splitlines(keepends=True)[:-1]))  # the last item dropped
     report = verify_results(copy)
     named = [(d.file, d.field, d.doc_id) for d in report.differences]
-    assert named == [("results.json", "results.vf_mc.acc_norm,none", None), ("samples_vf_mc.jsonl", "acc_norm", flipped),
+    assert named == [("results.json", "results.vf_mc.acc_norm,none", None),
+                     ("samples_vf_mc.jsonl", "acc_norm", flipped),
                      ("samples_vf_canary.jsonl", "line 8", 7)]
     assert report.differences[-1].recorded == "(absent)" and report.items_checked == 15
     assert "line 8 recorded (absent)" in str(report.differences[-1])
@@ -281,6 +282,11 @@ def test_a_folder_that_is_not_a_complete_record_is_a_one_line_error(copy, tmp_pa
     refused(copy, "not a seethrough eval record")
     results.write_text("{")
     refused(copy, "results.json is not valid JSON")
+    results.write_text(json.dumps(data))
+    edit_results(copy, lambda d: d["seethrough"]["corpus"].__setitem__("corpus_hash", "0" * 64))
+    refused(copy, "is not the corpus the evaluation used .*restore that corpus")
+    edit_results(copy, lambda d: d["seethrough"]["model"].__setitem__("weights_sha256", "0" * 64))
+    refused(copy, "its weights changed since the evaluation.*restore the model folder")
 
 
 def test_a_record_made_before_the_four_seeds_verifies_with_its_one_seed(recorded, tmp_path):

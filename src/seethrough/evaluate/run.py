@@ -408,7 +408,7 @@ def evaluate_model(target: Any, tasks: Sequence[str], *, include_path: str | Pat
     provenance = {
         "code_version": code_version(), "versions": _versions(),
         "model": {**model_info, **(extra_provenance or {})},
-        "corpus": ({"path": str(corpus.path), "corpus_hash": corpus.corpus.corpus_hash} if corpus is not None else None),
+        "corpus": {"path": str(corpus.path), "corpus_hash": corpus.corpus.corpus_hash} if corpus is not None else None,
         "tasks": {t: {"config_sha256": sha256_json(json.loads(json.dumps(c, default=str)))}
                   for t, c in output.get("configs", {}).items()},
         "requests_sha256": requests_digest, "seed": _recorded_seed(seeds),
@@ -507,7 +507,8 @@ def read_results(folder: str | Path) -> EvalResult:
                          "`seethrough eval` into a new folder") from None
     info = recorded.get("seethrough") if isinstance(recorded, dict) else None
     needed = ("model", "requests_sha256", "num_fewshot", "limit")
-    if not isinstance(info, dict) or not isinstance(recorded.get("results"), dict) or any(k not in info for k in needed):
+    if (not isinstance(info, dict) or not isinstance(recorded.get("results"), dict)
+            or any(k not in info for k in needed)):
         raise QueryError(f"{path} is not a seethrough eval record (no seethrough block with the model, the requests "
                          f"and the settings); {fix}")
     samples: dict[str, list[dict[str, Any]]] = {}
@@ -573,7 +574,8 @@ class VerifyReport:
     items_checked: int
     """Sample lines compared."""
     values_checked: int
-    """Numbers compared (every metric, log-likelihood, hash... of every line and of results.json)."""
+    """Values compared, leaf by leaf (every metric, log-likelihood, flag, hash and text of every line and of
+    results.json's compared parts)."""
     differences: list[Difference]
     tolerance: float
 
@@ -603,14 +605,20 @@ def verify_results(results_folder: str | Path, threads: int | None = None, toler
     counts, the task configs, and the contamination block with its clean-subset metrics. Floats agree
     within ``tolerance`` relative to their size (at least 1); everything else exactly. Writes nothing.
     ``device``: where to run (the recorded device by default)."""
-    from .backend import weights_sha256
+    from ..errors import ModelError
+    from ..model import Checkpoint
 
     folder = Path(results_folder)
     recorded = read_results(folder)
     info = recorded.provenance
-    model = Path(info["model"]["path"])
-    if not (model / "config.json").exists() or weights_sha256(model) != info["model"]["weights_sha256"]:
-        raise QueryError(f"the model {model} is missing or its weights changed since the evaluation; nothing to verify")
+    model = Checkpoint(Path(info["model"]["path"]))  # hashed once, here
+    try:
+        same = (model.path / "config.json").exists() and model.weights_sha256 == info["model"]["weights_sha256"]
+    except (ModelError, OSError):
+        same = False
+    if not same:
+        raise QueryError(f"the model {model.path} is missing or its weights changed since the evaluation, so the "
+                         "record cannot be re-run; restore the model folder the record names")
     index = None
     if info.get("corpus"):
         index = _recorded_corpus(info["corpus"])
