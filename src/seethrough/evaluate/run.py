@@ -298,7 +298,10 @@ def _subset_metrics(task: Any, rows: list[dict[str, Any]], keep: Any) -> dict[st
     aggregations = task.aggregation() if task is not None else {}
     out: dict[str, float] = {}
     for (metric, filter_name), items in values.items():
-        value = aggregations[metric](items) if metric in aggregations else sum(items) / len(items)
+        if metric in aggregations:
+            value = aggregations[metric](items)
+        else:  # lm-eval's own fallback: the mean (of numbers; anything else has no clean-subset figure)
+            value = sum(items) / len(items) if all(_is_number(v) for v in items) else None
         if _is_number(value):
             out[metric_label(metric, filter_name)] = float(value)
     return out
