@@ -588,6 +588,12 @@ def test_compressed_txt_bom_crlf_and_misnamed_files(tmp_path, tok):
     (tmp_path / "plain.jsonl.gz").write_text('{"text": "the cat"}\n')
     with pytest.raises(InputError, match=r"cannot read .*plain\.jsonl\.gz .*not what its extension says"):
         build_corpus([tmp_path / "plain.jsonl.gz"], tok, tmp_path / "c2")
+    (tmp_path / "odd.jsonl").write_bytes(b'{"text": "the \x01 cat"}\n{"text": "a", "n": ' + b"9" * 5000 + b'}\n'
+                                         b'{"text": "red"}\n')
+    with pytest.raises(InputError, match=r"odd\.jsonl:1: not valid JSON \(Invalid control character at column 15\)"):
+        build_corpus([tmp_path / "odd.jsonl"], tok, tmp_path / "c2")
+    manifest = build_corpus([tmp_path / "odd.jsonl"], tok, tmp_path / "c2", CorpusBuildConfig(on_error="skip"))
+    assert manifest["counts"]["skipped_lines"] == 2 and "Exceeds the limit (4300 digits)" in manifest["skipped_examples"][1]
     (tmp_path / "pretty.json").write_text(json.dumps([{"text": "the cat"}], indent=2))
     with pytest.raises(InputError, match=r"pretty\.json:1: .*write one JSON object per line"):
-        build_corpus([tmp_path / "pretty.json"], tok, tmp_path / "c2")
+        build_corpus([tmp_path / "pretty.json"], tok, tmp_path / "c3")

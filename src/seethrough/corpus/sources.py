@@ -255,9 +255,11 @@ def _parse_json_line(raw: bytes, line_no: int) -> Any:
         if line.strip() in ("[", "{"):
             raise BadRecord(f"not valid JSON ({error.msg})", "the file looks like one JSON value over many lines: "
                             "write one JSON object per line (JSON lines)") from None
-        raise BadRecord(f"not valid JSON ({error.msg} at column {error.colno})") from None
+        raise BadRecord(f"not valid JSON ({error.msg.removesuffix(' at')} at column {error.colno})") from None
     except RecursionError:
         raise BadRecord("JSON nested too deeply to read", "flatten the record") from None
+    except ValueError as error:  # an integer over Python's 4300-digit limit
+        raise BadRecord(f"not readable as JSON ({str(error).split(';')[0]})") from None
 
 
 def read_jsonl(path: Path, text_field: str, on_error: OnError, skipped: SkippedLines) -> Iterator[SourceDocument]:

@@ -220,15 +220,26 @@ def load_tokenizer(path: str | Path) -> LoadedTokenizer:
         raise TokenizerError(f"cannot read tokenizer {file}: {_first_line(error)}; {fix}") from None
     tokenizer.no_truncation()
     tokenizer.no_padding()
-    # Ids may have gaps (added tokens placed past the model's vocabulary): the largest id bounds them.
-    largest_id = max(tokenizer.get_vocab(with_added_tokens=True).values(), default=-1)
     return LoadedTokenizer(
         tokenizer=tokenizer,
         path=file,
         sha256=sha256_json(spec),
-        vocab_size=max(tokenizer.get_vocab_size(with_added_tokens=True), largest_id + 1),
+        vocab_size=max(tokenizer.get_vocab_size(with_added_tokens=True), _largest_id(spec, tokenizer) + 1),
         encodes_in_pieces=pieces_are_exact(spec),
     )
+
+
+def _largest_id(spec: dict[str, Any], tokenizer: Tokenizer) -> int:
+    """The largest token id: ids may have gaps (an added token placed past the model's vocabulary), and
+    ``get_vocab_size`` counts tokens, not ids. Read from the JSON already parsed (asking ``tokenizers``
+    for its vocabulary builds a dict of every token, slow for large vocabularies)."""
+    vocab = spec["model"].get("vocab")
+    added = [t["id"] for t in spec.get("added_tokens") or [] if isinstance(t, dict) and isinstance(t.get("id"), int)]
+    if isinstance(vocab, dict) and all(isinstance(i, int) for i in vocab.values()):
+        return max([*vocab.values(), *added], default=-1)
+    if isinstance(vocab, list):  # Unigram: [token, score] pairs, ids in order
+        return max([len(vocab) - 1, *added])
+    return max(tokenizer.get_vocab(with_added_tokens=True).values(), default=-1)
 
 
 def _first_line(error: BaseException) -> str:
