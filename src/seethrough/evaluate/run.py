@@ -199,11 +199,12 @@ class EvalResult:
         return [s for name in names for s in task_scores(name, self.results.get(name, {}))]
 
     def to_dict(self, samples: bool = False) -> dict[str, Any]:
-        """results.json's content (``samples``: with the samples, as ``simple_evaluate`` returns them)."""
+        """results.json's content, as JSON values (``samples``: with the samples, as ``simple_evaluate``
+        returns them)."""
         out = {**self.output, "seethrough": self.provenance}
         if samples:
             out["samples"] = self.samples
-        return out
+        return json.loads(json.dumps(out, default=_json_default))
 
 
 # ---- running --------------------------------------------------------------------------------------
@@ -632,7 +633,7 @@ def verify_results(results_folder: str | Path, threads: int | None = None, toler
                            corpus=index, ngram=info.get("ngram", 13), threads=threads, seed=seeds,
                            batch_size=info.get("batch_size", "auto"), device=device or info.get("device", "cpu"),
                            dtype=info.get("dtype", "float32"))  # in memory: nothing is written
-    now = json.loads(json.dumps(fresh.to_dict(), default=_json_default))  # as it would be written
+    now = fresh.to_dict()  # as it would be written
     old = recorded.to_dict()
     differences: list[Difference] = []
     counter = [0]
