@@ -45,6 +45,9 @@ def test_flags_without_effect_are_refused(tmp_path):
         "memorization", "run", "--corpus", "c", "--sequences", m, "--sample", "5", "--seed", "3")
     assert "--max-new-tokens has no effect with --text" in refused("trace", "run", "--corpus", "c", "--text", "x",
                                                                   "--max-new-tokens", "5")
+    for flag, value in (("--tasks", "t"), ("--out", str(tmp_path / "o")), ("--limit", "3"), ("--corpus", "c"),
+                        ("--cache", "d"), ("--batch-size", "8"), ("--seed", "1")):
+        assert f"{flag} has no effect with --verify" in refused("eval", "--verify", str(tmp_path), flag, value)
     assert not (tmp_path / "o").exists()
 
 

@@ -1,4 +1,5 @@
-"""Evaluation commands: ``seethrough eval`` (lm-eval tasks, provenance, contamination, verify)."""
+"""Evaluation commands: ``seethrough eval`` (lm-eval tasks, provenance, contamination) and
+``seethrough eval --verify`` (recompute every recorded number; exit 1 on any difference)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .shared import EVALUATION, JsonOpt, app, console, emit, open_index
+from ..errors import QueryError
+from .shared import EVALUATION, DeviceOpt, JsonOpt, ThreadsOpt, app, console, emit, open_index, refuse_together
 
 
 @app.command("eval", rich_help_panel=EVALUATION)
@@ -18,59 +20,67 @@ def eval_command(
     include_path: Annotated[Optional[Path], typer.Option("--include-path", help="A folder of extra task YAMLs (e.g. DEMO/world/tasks).")] = None,
     num_fewshot: Annotated[Optional[int], typer.Option("--num-fewshot", help="Few-shot examples per item (default: each task's own).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Evaluate only the first N items of each task.")] = None,
-    batch_size: Annotated[str, typer.Option("--batch-size", help="Rows per forward pass (auto: up to 2048 tokens). Changes speed and memory, never a score: scores are the same to the bit at any batch size.")] = "auto",
+    batch_size: Annotated[Optional[str], typer.Option("--batch-size", help="Rows per forward pass (default auto: up to 2048 tokens). Changes speed and memory, never a score: scores are the same to the bit at any batch size.")] = None,
     checkpoints: Annotated[Optional[str], typer.Option("--checkpoints", help="Of a run: all, last (default), or steps like 64,128,last; one result folder each, and a metric-by-step table.")] = None,
-    corpus: Annotated[Optional[Path], typer.Option("--corpus", help="The training corpus (indexed): flag contaminated items, report metrics on the clean subset too.")] = None,
-    ngram: Annotated[int, typer.Option("--ngram", help="An item is contaminated when one of its n-grams occurs in the corpus (GPT-3: 13).")] = 13,
+    corpus: Annotated[Optional[Path], typer.Option("--corpus", help="The training corpus (indexed, checked against the model): flag contaminated items, report metrics on the clean subset too.")] = None,
+    ngram: Annotated[Optional[int], typer.Option("--ngram", help="An item is contaminated when one of its n-grams occurs in the corpus (default 13, as GPT-3).")] = None,
+    seed: Annotated[Optional[str], typer.Option("--seed", help="lm-eval's --seed: one integer for all four seeds, or four comma-separated (python random, numpy, torch, few-shot; None leaves one unseeded). Default: lm-eval's 0,1234,1234,1234.")] = None,
+    dtype: Annotated[Optional[str], typer.Option("--dtype", help="Weights dtype: float32 (default), bfloat16 or float16.")] = None,
     cache: Annotated[Optional[Path], typer.Option("--cache", help="Response cache folder, keyed by weights, tokenizer, dtype and exact token ids (never by prompt text).")] = None,
-    verify: Annotated[Optional[Path], typer.Option("--verify", help="Re-run the evaluation recorded in this RESULTS folder and report items that differ.")] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads.")] = None,
+    verify: Annotated[Optional[Path], typer.Option("--verify", help="Re-run the evaluation recorded in this RESULTS folder and compare every recorded number; exit 1 on any difference.")] = None,
+    threads: ThreadsOpt = None,
+    device: DeviceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate with lm-evaluation-harness tasks through seethrough's batch-invariant backend."""
+    from ..evaluate.run import (evaluate_model, run_provenance, verify_results, write_checkpoint_table,
+                                write_results)
     from ..model import resolve_target
-    from ..errors import QueryError
-    from ..evaluate.run import evaluate_model, run_provenance, verify_results, write_checkpoint_table
 
     if verify is not None:
-        report = verify_results(verify, threads)
+        # a verification re-runs exactly what was recorded: every setting comes from RESULTS
+        refuse_together("--verify (it re-runs what RESULTS records)", {
+            "MODEL": target, "--tasks": tasks, "--out": out, "--include-path": include_path,
+            "--num-fewshot": num_fewshot, "--limit": limit, "--batch-size": batch_size, "--checkpoints": checkpoints,
+            "--corpus": corpus, "--ngram": ngram, "--seed": seed, "--dtype": dtype, "--cache": cache})
+        report = verify_results(verify, threads, device=device)
         if as_json:
-            emit(report)
-            return
-        console.print(f"{report['items_checked']} items re-evaluated: "
-                      + ("all identical" if not report["differences"] else f"{len(report['differences'])} differ"))
-        for d in report["differences"][:20]:
-            console.print(f"  {d}")
+            emit(report.to_dict())
+        else:
+            console.print(f"{report.items_checked} items and {report.values_checked:,} values re-evaluated: "
+                          + ("all identical" if report.ok else f"{len(report.differences)} differ"))
+            for d in report.differences[:20]:
+                console.print(f"  {d}")
+        if not report.ok:
+            raise typer.Exit(1)  # a difference is a result, not an error: exit 1, not 2
         return
     if target is None or not tasks or out is None:
         raise QueryError("give the model (RUN or MODEL folder), --tasks and --out (or --verify RESULTS)")
-    index = open_index(corpus) if corpus is not None else None
+    names = [t.strip() for t in tasks.split(",") if t.strip()]
     resolved = resolve_target(target, checkpoints)
+    index = open_index(corpus) if corpus is not None else None
     if index is not None:
         resolved.check_corpus(index)
-    run, models = resolved.run, resolved.checkpoints
-    names = [t.strip() for t in tasks.split(",") if t.strip()]
     per_step = {}
-    for checkpoint in models:
-        step, folder = checkpoint.step, checkpoint.path
-        where = out / checkpoint.label if len(models) > 1 else out
-        extra = run_provenance(run, step) if run is not None else {}
-        if batch_size != "auto" and not (batch_size.isdigit() and int(batch_size) > 0):
-            raise QueryError(f"--batch-size {batch_size!r}: give a positive number or auto")
-        per_step[step] = evaluate_model(folder, names, where, include_path, num_fewshot, limit, index, ngram, threads,
-                                        extra, batch_size=batch_size, cache_dir=cache)
-    if len(models) > 1:
+    for checkpoint in resolved.checkpoints:
+        extra = run_provenance(resolved.run, checkpoint) if resolved.run is not None else {}
+        result = evaluate_model(checkpoint, names, include_path=include_path, num_fewshot=num_fewshot, limit=limit,
+                                corpus=index, ngram=13 if ngram is None else ngram, threads=threads,
+                                extra_provenance=extra, seed=seed, batch_size=batch_size or "auto", cache_dir=cache,
+                                device=device or "cpu", dtype=dtype or "float32")
+        write_results(result, out / checkpoint.label if len(resolved.checkpoints) > 1 else out)
+        per_step[checkpoint.step] = result
+    if len(resolved.checkpoints) > 1:
         write_checkpoint_table(per_step, out)
-    for step, output in per_step.items():
+    for step, result in per_step.items():
         if as_json:
-            emit({"step": step, "results": output["results"], "contamination": output["seethrough"]["contamination"]})
+            emit({"step": step, "results": result.results, "contamination": result.contamination})
             continue
         console.print(f"[bold]{'step ' + str(step) if step is not None else target}[/]")
-        for task, metrics in output["results"].items():
-            shown = ", ".join(f"{k.split(',')[0]} {v:.4f}" for k, v in metrics.items()
-                              if "," in k and "stderr" not in k and isinstance(v, (int, float)))
+        for task in result.results:
+            shown = ", ".join(f"{s.label} {s.value:.4f}" for s in result.scores(task))
             console.print(f"  {task}: {shown}")
-            report = (output["seethrough"]["contamination"] or {}).get(task)
+            report = (result.contamination or {}).get(task)
             if report:
                 console.print(f"    contaminated {report['flagged']}/{report['items']} ({report['ngram']}-gram); clean: "
                               + ", ".join(f"{k} {v:.4f}" for k, v in report["clean"].items()))
