@@ -89,13 +89,14 @@ def batch(
     run: RunArg,
     step: Annotated[int, typer.Option("--step", help="Optimizer step, from 0.")],
     corpus: CorpusOpt = None,
+    planned: Annotated[bool, typer.Option("--planned", help="Answer for steps the run is configured to train but has not reached yet (the planned order, labelled as such); by default such steps are refused.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The exact batch of a training step, and the documents each row came from (needs only run.json)."""
     from ..train.run import open_run
 
     opened = open_run(run, corpus)
-    record = opened.batch_record(step)
+    record = opened.batch_record(step, planned=planned)
     if as_json:
         emit(record)
         return
@@ -116,13 +117,14 @@ def seen(
     step: Annotated[int, typer.Option("--step", help="Count what was seen before this step (steps 0..S-1).")] = 0,
     ids: Annotated[Optional[str], typer.Option("--ids", help='Token ids instead of text: "1 2 3".')] = None,
     corpus: CorpusOpt = None,
+    planned: Annotated[bool, typer.Option("--planned", help="Answer for steps the run is configured to train but has not reached yet (the planned order, labelled as such); by default such steps are refused.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """How often an n-gram was in the batches before step S, and when it was first seen."""
     from ..audit.seen import seen_before
     from ..train.run import open_run
 
-    result = seen_before(open_run(run, corpus), one_query(text, ids), step)
+    result = seen_before(open_run(run, corpus), one_query(text, ids), step, planned=planned)
     if as_json:
         emit(result.to_dict())
         return
