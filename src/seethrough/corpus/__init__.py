@@ -3,7 +3,8 @@
 Public API:
 
 - :func:`build_corpus` (``seethrough corpus build``) with :class:`CorpusBuildConfig`
-- :func:`open_token_corpus` -> :class:`TokenCorpus` (documents, shards, tokenizer)
+- :func:`open_token_corpus` -> :class:`TokenCorpus` (documents, shards, tokenizer; ``verify_hashes=True``
+  re-hashes every file instead of trusting unchanged ones)
 - :func:`verify_corpus` (``seethrough corpus verify``, without the index)
 - :func:`load_tokenizer`
 

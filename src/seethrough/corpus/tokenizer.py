@@ -24,7 +24,8 @@ accepted by :func:`pieces_are_exact`:
 - models (BPE without dropout, WordPiece, WordLevel, Unigram) encode each pre-token on its own;
 - added tokens are matched before pre-tokenization, so none may hold whitespace after a
   non-whitespace character (or any whitespace under ``BertNormalizer``, which turns ``\\n`` into a
-  space and pads CJK characters with spaces), nor strip whitespace to its right (``rstrip``).
+  space and pads CJK characters with spaces), strip whitespace to its right (``rstrip``) or ask
+  whether a word character precedes it (``single_word``).
 
 Any other tokenizer (a custom ``Split`` regex, ``Metaspace``, ``Replace``, ``Prepend``, BPE dropout,
 ``ByteLevel`` with ``add_prefix_space``) encodes long documents whole.
@@ -150,8 +151,8 @@ def pieces_are_exact(spec: dict[str, Any]) -> bool:
         return False
     for added in spec.get("added_tokens") or []:
         content = str(added.get("content", ""))
-        if added.get("rstrip"):
-            return False
+        if added.get("rstrip") or added.get("single_word"):
+            return False  # they look past the match: rstrip swallows the cut, single_word asks what precedes it
         if bert_normalizer and any(c.isspace() for c in content):
             return False
         if re.search(r"\S\s", content):
