@@ -92,3 +92,29 @@ def test_the_backend_refuses_what_it_would_ignore(small_run):
     greedy = SimpleNamespace(args=("a b", {"until": ["\n"], "max_gen_toks": 3, "do_sample": False,
                                            "temperature": 0.0}))
     assert isinstance(lm.generate_until([greedy])[0], str)
+
+
+def test_verify_on_a_query_rehashes_what_the_quick_check_trusts(tmp_path):
+    """A bit flip that keeps size, mtime and inode passes the quick check on open; --verify catches it."""
+    import os
+
+    from conftest import generated_documents, word_tokenizer, write_jsonl
+    from seethrough import CorpusError, build_corpus, build_index
+
+    tok = word_tokenizer(tmp_path / "tokenizer.json")
+    write_jsonl(tmp_path / "d.jsonl", generated_documents(seed=4, n_docs=30))
+    build_corpus([tmp_path / "d.jsonl"], tok, tmp_path / "c")
+    build_index(tmp_path / "c")
+    counted = CliRunner().invoke(app, ["count", str(tmp_path / "c"), "the", "--json"])
+    assert counted.exit_code == 0, counted.output
+    shard = next((tmp_path / "c").glob("tokenized.*"))
+    stat = shard.stat()
+    data = bytearray(shard.read_bytes())
+    data[10] ^= 1
+    with open(shard, "r+b") as handle:  # in place: same inode and size
+        handle.write(bytes(data))
+    os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert CliRunner().invoke(app, ["count", str(tmp_path / "c"), "the", "--json"]).exit_code == 0
+    result = CliRunner().invoke(app, ["count", str(tmp_path / "c"), "the", "--json", "--verify"])
+    assert isinstance(result.exception, CorpusError), result.output
+    assert "\n" not in str(result.exception)

@@ -10,7 +10,7 @@ import typer
 
 from ..corpus.build import CorpusBuildConfig
 from ..errors import QueryError
-from .shared import (DATA, CorpusArg, DtypeOpt, IdsOpt, JsonOpt, TextArg, TokenizerOpt, app, config_option, console,
+from .shared import (DATA, CorpusArg, VerifyOpt, DtypeOpt, IdsOpt, JsonOpt, TextArg, TokenizerOpt, app, config_option, console,
                      corpus_app, emit, err, escape, index_app, one_query, open_index, parse_ids, read_queries,
                      read_text_file)
 
@@ -18,7 +18,7 @@ from .shared import (DATA, CorpusArg, DtypeOpt, IdsOpt, JsonOpt, TextArg, Tokeni
 # ---- corpus --------------------------------------------------------------------------------------------
 @corpus_app.command("build")
 def corpus_build(
-    inputs: Annotated[list[str], typer.Argument(help="JSON-lines (.gz/.zst), Parquet or .txt files, folders of them, or HF dataset names.")],
+    inputs: Annotated[list[str], typer.Argument(help="JSON-lines (.gz/.zst), Parquet or .txt files, folders of them, or Hugging Face dataset names (owner/name).")],
     tokenizer: Annotated[Path, typer.Option("--tokenizer", help="tokenizer.json, or a model folder containing one.")],
     out: Annotated[Path, typer.Option("--out", help="Corpus folder to write.")],
     text_field: Annotated[Optional[str], config_option(CorpusBuildConfig, "text_field")] = None,
@@ -26,6 +26,7 @@ def corpus_build(
     on_error: Annotated[Optional[str], config_option(CorpusBuildConfig, "on_error")] = None,
     split: Annotated[Optional[str], config_option(CorpusBuildConfig, "split")] = None,
     batch_documents: Annotated[Optional[int], config_option(CorpusBuildConfig, "batch_documents")] = None,
+    batch_chars: Annotated[Optional[int], config_option(CorpusBuildConfig, "batch_chars")] = None,
     overwrite: Annotated[bool, config_option(CorpusBuildConfig, "overwrite")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -36,15 +37,16 @@ def corpus_build(
 
     if on_error not in (None, "stop", "skip"):
         raise QueryError(f"--on-error {on_error!r}: use stop or skip")
-    for flag, value in (("--shard-tokens", shard_tokens), ("--batch-documents", batch_documents)):
+    for flag, value in (("--shard-tokens", shard_tokens), ("--batch-documents", batch_documents),
+                        ("--batch-chars", batch_chars)):
         if value is not None and value < 1:
             raise QueryError(f"{flag} {value}: give a positive number")
     given = {"text_field": text_field, "shard_tokens": shard_tokens, "on_error": on_error, "split": split,
-             "batch_documents": batch_documents, "overwrite": overwrite}
+             "batch_documents": batch_documents, "batch_chars": batch_chars, "overwrite": overwrite}
     config = CorpusBuildConfig(**{k: v for k, v in given.items() if v is not None})
     with Progress(TextColumn("[bold]corpus build"), BarColumn(), TextColumn("{task.completed}/{task.total} inputs"),
                   TextColumn("{task.fields[docs]:,} docs {task.fields[tokens]:,} tokens"), TimeElapsedColumn(),
-                  console=err, transient=as_json) as bar:
+                  console=err, transient=True) as bar:  # what stays is the summary line, or the error alone
         task = bar.add_task("build", total=None, docs=0, tokens=0)
 
         def report(p) -> None:
@@ -132,11 +134,11 @@ def count(
     corpus: CorpusArg, text: TextArg = None, ids: IdsOpt = None,
     queries: Annotated[Optional[Path], typer.Option("--queries", help='JSON lines, each {"text": ...} or {"ids": [...]}; answered in order, in one batch.')] = None,
     doc_freq: Annotated[bool, typer.Option("--doc-freq", help="Also count the documents that contain each query.")] = False,
-    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, as_json: JsonOpt = False,
+    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, verify: VerifyOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Exact occurrences of n-grams (never across documents)."""
     # one plain count skips the compiled kernels: numba's start-up would cost more than the query
-    index = open_index(corpus, tokenizer, token_dtype, compiled=queries is not None or doc_freq)
+    index = open_index(corpus, tokenizer, token_dtype, compiled=queries is not None or doc_freq, verify=verify)
     if queries is not None:
         if text is not None or ids is not None:
             raise QueryError("give TEXT, --ids or --queries, not several")
@@ -165,10 +167,10 @@ def find(
     corpus: CorpusArg, text: TextArg = None, ids: IdsOpt = None,
     limit: Annotated[int, typer.Option("--limit", help="Matches to list (the first ones in corpus order).")] = 10,
     context: Annotated[int, typer.Option("--context", help="Tokens of context either side in snippets.")] = 20,
-    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, as_json: JsonOpt = False,
+    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, verify: VerifyOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Where an n-gram occurs: documents, positions, metadata and snippets, in corpus order."""
-    index = open_index(corpus, tokenizer, token_dtype)
+    index = open_index(corpus, tokenizer, token_dtype, verify=verify)
     result = index.find(one_query(text, ids), limit=limit, context=context)
     if as_json:
         emit(result.to_dict())
@@ -188,10 +190,10 @@ def find(
 def ntd(
     corpus: CorpusArg, text: TextArg = None, ids: IdsOpt = None,
     top: Annotated[int, typer.Option("--top", help="Most frequent next tokens to print (all with --json).")] = 20,
-    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, as_json: JsonOpt = False,
+    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, verify: VerifyOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Exact next-token distribution after a prompt (no sampling, no support cap)."""
-    index = open_index(corpus, tokenizer, token_dtype)
+    index = open_index(corpus, tokenizer, token_dtype, verify=verify)
     prompt = parse_ids(ids) if ids is not None else (text or "")
     result = index.ntd(prompt)
     if as_json:
@@ -207,10 +209,10 @@ def ntd(
 def prob(
     corpus: CorpusArg, text: TextArg = None, ids: IdsOpt = None,
     infinigram: Annotated[bool, typer.Option("--infinigram", help="∞-gram: back off to the longest suffix of the prompt that occurs.")] = False,
-    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, as_json: JsonOpt = False,
+    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, verify: VerifyOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Probability of the query's last token given the tokens before it (n-gram, or ∞-gram)."""
-    index = open_index(corpus, tokenizer, token_dtype)
+    index = open_index(corpus, tokenizer, token_dtype, verify=verify)
     query = index.encode(one_query(text, ids))
     if len(query) < 1:
         raise QueryError("prob needs at least one token: the last is the one scored")
@@ -228,10 +230,10 @@ def spans(
     corpus: CorpusArg, text: TextArg = None, ids: IdsOpt = None,
     file: Annotated[Optional[Path], typer.Option("--file", help="Read the text from a file.")] = None,
     min_length: Annotated[int, typer.Option("--min-length", help="Shortest span to report, in tokens.")] = 1,
-    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, as_json: JsonOpt = False,
+    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, verify: VerifyOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Maximal spans of a text found verbatim in the corpus (for each start, the longest match)."""
-    index = open_index(corpus, tokenizer, token_dtype)
+    index = open_index(corpus, tokenizer, token_dtype, verify=verify)
     if file is not None:
         if text is not None or ids is not None:
             raise QueryError("give TEXT, --ids or --file, not several")
@@ -254,10 +256,10 @@ def search(
     window: Annotated[int, typer.Option("--window", help="Every clause must start within this many tokens of the first clause's match.")] = 100,
     limit: Annotated[int, typer.Option("--limit", help="Matches to list (the first ones in corpus order).")] = 10,
     context: Annotated[int, typer.Option("--context", help="Tokens of context either side in snippets.")] = 20,
-    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, as_json: JsonOpt = False,
+    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, verify: VerifyOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Exact AND / OR of n-grams within a window, in the same document (no subsampling)."""
-    index = open_index(corpus, tokenizer, token_dtype)
+    index = open_index(corpus, tokenizer, token_dtype, verify=verify)
     if (query is None) == (cnf is None):
         raise QueryError("give the boolean query as QUERY or as --cnf, exactly one of them")
     if cnf is not None:
@@ -279,12 +281,12 @@ def search(
 @app.command(rich_help_panel=DATA)
 def document(
     corpus: CorpusArg, index: Annotated[int, typer.Argument(help="Document number (0-based, input order).")],
-    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, as_json: JsonOpt = False,
+    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, verify: VerifyOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Print one document: text, token ids and metadata."""
     from ..corpus import open_token_corpus
 
-    doc = open_token_corpus(corpus, tokenizer=tokenizer, token_dtype=token_dtype).document(index)
+    doc = open_token_corpus(corpus, tokenizer=tokenizer, token_dtype=token_dtype, verify_hashes=verify).document(index)
     if as_json:
         emit({"doc": doc.index, "text": doc.text, "token_ids": doc.token_ids, "metadata": doc.metadata,
                "path": doc.path, "line": doc.line})

@@ -37,6 +37,9 @@ TokenizerOpt = Annotated[Optional[Path], typer.Option(
     "--tokenizer", help="Tokenizer for text queries (default: the corpus's own; needed for infini-gram folders).")]
 DtypeOpt = Annotated[Optional[str], typer.Option(
     "--token-dtype", help="Token type of an infini-gram folder (uint8/uint16/uint32) when it cannot be detected.")]
+VerifyOpt = Annotated[bool, typer.Option("--verify", help="Re-hash every corpus and index file before answering (the "
+                                                        "quick check on open trusts files whose size, mtime and inode "
+                                                        "are unchanged, so it cannot see a bit flip that keeps them).")]
 TargetArg = Annotated[Path, typer.Argument(help="A run folder (its checkpoints) or a Hugging Face model folder.")]
 CorpusReq = Annotated[Path, typer.Option("--corpus", help="The corpus the model was trained on, indexed (checked: a "
                                                           "run's by content hash, a model folder's by tokenizer).")]
@@ -126,10 +129,11 @@ def one_query(text: str | None, ids: str | None) -> str | list[int]:
     return parse_ids(ids) if ids is not None else text  # type: ignore[return-value]
 
 
-def open_index(corpus: Path, tokenizer: Path | None = None, token_dtype: str | None = None, compiled: bool = True):
+def open_index(corpus: Path, tokenizer: Path | None = None, token_dtype: str | None = None, compiled: bool = True,
+               verify: bool = False):
     from ..index import open_corpus
 
-    return open_corpus(corpus, tokenizer=tokenizer, token_dtype=token_dtype, compiled=compiled)
+    return open_corpus(corpus, tokenizer=tokenizer, token_dtype=token_dtype, compiled=compiled, verify=verify)
 
 
 def escape(text: str) -> str:
