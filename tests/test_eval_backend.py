@@ -446,6 +446,8 @@ def test_eval_bad_input_is_one_line(eval_setup, tmp_path):
         evaluate_model(model, ["st_bad"], include_path=bad)
     with pytest.raises(QueryError, match="unknown task"):
         evaluate_model(model, ["no_such_task"], include_path=tasks)
+    with pytest.raises(QueryError, match="^--num-fewshot 100: a task's few-shot split holds fewer documents"):
+        evaluate_model(model, ["st_mc"], include_path=tasks, num_fewshot=100, limit=1)  # 24 documents
 
 
 @pytest.mark.parametrize("setting, flag", [

@@ -378,6 +378,11 @@ def evaluate_model(target: Any, tasks: Sequence[str], *, include_path: str | Pat
             first = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise QueryError(f"a task's data could not be found ({first}); check the data_files of its YAML, or "
                              "that the dataset is downloaded (nothing is fetched at run time)") from None
+        except ValueError as error:
+            if "Sample larger than population" not in str(error):  # random.sample, drawing the shots
+                raise
+            raise QueryError(f"--num-fewshot {num_fewshot}: a task's few-shot split holds fewer documents than "
+                             "that; give a smaller number") from None
     evaluated = time.perf_counter()
     samples = output.pop("samples")
     task_objects = _task_objects(manager, list(tasks)) if corpus is not None else {}
