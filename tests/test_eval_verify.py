@@ -289,6 +289,16 @@ def test_a_folder_that_is_not_a_complete_record_is_a_one_line_error(copy, tmp_pa
     refused(copy, "its weights changed since the evaluation.*restore the model folder")
 
 
+def test_results_are_not_written_over_a_file(recorded, tmp_path):
+    from seethrough.errors import QueryError
+    from seethrough.evaluate import write_results
+
+    (tmp_path / "taken").write_text("mine")
+    with pytest.raises(QueryError, match="--out .*taken is a file"):
+        write_results(recorded[1], tmp_path / "taken")
+    assert (tmp_path / "taken").read_text() == "mine"
+
+
 def test_a_record_made_before_the_four_seeds_verifies_with_its_one_seed(recorded, tmp_path):
     """Records written before the seeds were recorded say ``"seed": 0`` (all four 0) and no task names:
     verify reads them so."""

@@ -483,6 +483,8 @@ def write_results(result: EvalResult, out: str | Path) -> Path:
     temporary name and renamed. A results.json already there is removed first, so that an interrupted
     write never leaves an old results.json beside new samples. Returns ``out``."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise QueryError(f"--out {out} is a file; pass a folder for the results (it is created if missing)")
     out.mkdir(parents=True, exist_ok=True)
     (out / RESULTS_FILE).unlink(missing_ok=True)
     for task, rows in result.samples.items():
