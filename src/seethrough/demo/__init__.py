@@ -255,18 +255,19 @@ def _facts(model: Any, corpus: Any, items: list[dict[str, Any]]) -> dict[str, An
 
 def _evaluation(world: Any, run: Any, corpus: Any, out: Path, threads: int | None) -> dict[str, Any]:
     """The world's lm-eval tasks through seethrough's backend, with contamination against the corpus."""
-    from ..evaluate.run import evaluate_model, run_provenance
+    from ..evaluate.run import evaluate_model, run_provenance, write_results
+    from ..model import resolve_target
     from .world import write_tasks
 
     names = write_tasks(world, out / "world" / "tasks")
-    step = run.checkpoints[-1]
-    output = evaluate_model(run.checkpoint(step), names, out / "eval", include_path=out / "world" / "tasks",
-                            num_fewshot=0, corpus=corpus, threads=threads, extra_provenance=run_provenance(run, step))
+    checkpoint = resolve_target(run.path).last
+    result = evaluate_model(checkpoint, names, include_path=out / "world" / "tasks", num_fewshot=0, corpus=corpus,
+                            threads=threads, extra_provenance=run_provenance(run, checkpoint))
+    write_results(result, out / "eval")
     table = {}
     for task in names:
-        metrics = {k.split(",")[0]: round(v, 4) for k, v in output["results"][task].items()
-                   if "," in k and "stderr" not in k and isinstance(v, (int, float))}
-        report = output["seethrough"]["contamination"][task]
+        metrics = {s.label: round(s.value, 4) for s in result.scores(task)}
+        report = result.contamination[task]
         table[task] = {**metrics, "items": report["items"], "contaminated": report["flagged"],
                        "clean": {k: round(v, 4) for k, v in report["clean"].items()}}
     return {"tasks": table, "files": str(out / "eval")}
