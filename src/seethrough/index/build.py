@@ -2,8 +2,9 @@
 
 Each table is what libdivsufsort (via pydivsufsort) gives for the shard's little-endian token
 file, keeping the offsets that fall on token boundaries: exactly the table infini-gram's own
-indexer writes (same order, same pointer width ``ceil(log2(file bytes) / 8)``), so either engine
-reads it. ``suffix_sort`` gets that table faster (fewer bytes sorted, large shards on every core).
+indexer writes (same order, same :func:`pointer_bytes` per entry, ``ceil(log2(file bytes) / 8)``),
+so either engine reads it. ``suffix_sort`` gets that table faster (fewer bytes sorted, large shards
+on every core).
 
 Shards are built one after another. Each table is written under a temporary name and renamed, and
 ``index.json`` is rewritten after every shard, so an interrupted build keeps the finished shards
@@ -34,7 +35,9 @@ INDEX_FORMAT = "seethrough.index"
 
 
 def pointer_bytes(file_bytes: int) -> int:
-    """Bytes per suffix-array entry, as infini-gram computes it."""
+    """Bytes per suffix-array entry of a shard whose token file has ``file_bytes`` bytes, as infini-gram
+    computes it: the fewest whole bytes that hold any byte offset into the file. Called ``pointer_bytes``
+    throughout the index (and in ``index.json``)."""
     return max(1, math.ceil(math.log2(file_bytes) / 8)) if file_bytes > 1 else 1
 
 
@@ -157,12 +160,11 @@ def build_index(corpus_path: str | Path, memory: str | int | None = None, force:
                 f"{budget / 2**30:.1f} GiB; raise --memory or rebuild the corpus with a smaller --shard-tokens"
             )
         data = np.fromfile(folder / f"tokenized.{shard.number}", dtype=np.uint8)
-        ratio = pointer_bytes(file_bytes)
         if data.shape[0] != file_bytes:
             raise CorpusError(f"shard {shard.number}: the token file has {data.shape[0]} bytes, the manifest says "
                               f"{file_bytes}; the token file is corrupted, rebuild the corpus")
         try:
-            packed = sort_suffixes(data, width, ratio, shard_threads, encoded=encoded)
+            packed = sort_suffixes(data, width, pointer_bytes(file_bytes), shard_threads, encoded=encoded)
         except ValueError as error:
             raise CorpusError(f"shard {shard.number}: {error}; the token file is corrupted, rebuild the corpus") from None
         del data
@@ -171,7 +173,7 @@ def build_index(corpus_path: str | Path, memory: str | int | None = None, force:
         del packed
         os.replace(tmp, folder / name)
         tables[name] = {"bytes": (folder / name).stat().st_size, "sha256": sha256_file(folder / name),
-                        "pointer_bytes": ratio}
+                        "pointer_bytes": pointer_bytes(file_bytes)}
         _write_manifest(folder, corpus, tables)
         if progress:
             progress(IndexProgress(done + 1, len(corpus.shards), time.perf_counter() - started))

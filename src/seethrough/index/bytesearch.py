@@ -12,13 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def rank_range(token_bytes: np.ndarray, table: np.ndarray, ratio: int, query: bytes) -> tuple[int, int]:
+def rank_range(token_bytes: np.ndarray, table: np.ndarray, pointer_bytes: int, query: bytes) -> tuple[int, int]:
     """[first, last) ranks of the suffixes that start with ``query`` (little-endian token bytes)."""
     size = len(query)
-    limit = len(table) // ratio
+    limit = len(table) // pointer_bytes
 
     def suffix(rank: int) -> bytes:
-        offset = int.from_bytes(table[rank * ratio:(rank + 1) * ratio].tobytes(), "little")
+        offset = int.from_bytes(table[rank * pointer_bytes:(rank + 1) * pointer_bytes].tobytes(), "little")
         return token_bytes[offset:offset + size].tobytes()
 
     lo, hi = 0, limit

@@ -1,20 +1,33 @@
 """Queries over a corpus and its suffix arrays: counts, listings, document frequency, next-token
 distributions, n-gram / infini-gram probabilities, maximal matching spans and boolean queries.
 
-Every query takes text (encoded with the corpus tokenizer, no special tokens) or token ids, and
-every query has a batched form (``count_many`` and friends) that the single form calls: studies
-that send thousands of queries pay one compiled loop per shard, not one Python call per query.
-All answers are exact: nothing is sampled or capped.
+Every query takes text (encoded with the corpus tokenizer, no special tokens; a word the tokenizer
+does not know is refused, not silently read as its unknown token) or token ids (Python or numpy
+integers; floats, bools and strings are refused). All answers are exact: nothing is sampled or capped.
+
+``count``, ``doc_freq``, ``find``, ``prob``, ``infgram_prob`` and ``longest_matches`` are their batched
+forms (``count_many`` and friends) called with one query, so each has one implementation, and
+studies that send tens of thousands of queries pay one compiled loop per shard, not one Python
+call per query. ``ntd``, ``positions``, ``maximal_spans`` and ``search`` answer one query at a time.
+
+Where a query's suffixes lie in a shard's table (its rank range) is found in one place,
+``IndexedCorpus._rank_ranges``: by the compiled kernels, or with ``compiled=False`` by the
+plain-Python byte search, which skips numba's start-up (for one-off commands such as one
+``seethrough count``; the other queries load the kernels either way).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import array
+import json
+import re
+import reprlib
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
-from itertools import chain
+from functools import cache, cached_property
+from itertools import accumulate, chain
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 import numpy as np
 
@@ -23,11 +36,20 @@ from ..errors import IndexNotBuiltError, QueryError
 from .build import check_index, pointer_bytes
 
 Query = Union[str, Sequence[int], np.ndarray]
+"""Text, or token ids (a list / tuple of Python or numpy integers, or an integer array)."""
 
 PARALLEL_BATCH = 256
 """Batches at least this large are spread over all cores."""
 LISTING_CHUNK = 1 << 20
 
+
+@cache
+def _kernels():
+    """The compiled kernels, imported on first use: numba's import costs about a second, and an import
+    statement inside every query would cost microseconds each time."""
+    from . import kernels
+
+    return kernels
 
 @dataclass
 class Match:
@@ -115,14 +137,73 @@ class BooleanResult:
                 "matches": [m.to_dict() for m in self.matches]}
 
 
+class _Queries(NamedTuple):
+    """A batch of queries as one flat id array: query ``q`` is ``ids[bounds[q]:bounds[q + 1]]``.
+
+    A suffix of a query is another (start, length) over the same array, so back-off needs no copies.
+    """
+
+    ids: np.ndarray
+    bounds: np.ndarray
+
+    @property
+    def starts(self) -> np.ndarray:
+        return self.bounds[:-1]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.bounds)
+
+    def query(self, q: int) -> np.ndarray:
+        return self.ids[int(self.bounds[q]):int(self.bounds[q + 1])]
+
+
+def _joined(encoded: list[np.ndarray]) -> _Queries:
+    bounds = np.fromiter(accumulate(map(len, encoded), initial=0), dtype=np.int64, count=len(encoded) + 1)
+    return _Queries(np.concatenate(encoded) if encoded else np.zeros(0, dtype=np.int64), bounds)
+
+
+def _integer_array(values: list) -> np.ndarray | None:
+    """``values`` as int64 when every one is a Python or numpy integer (not a bool) that fits, else None.
+
+    ``array.array`` converts in C and refuses floats, strings and None by itself; bool, an int subclass,
+    it takes as 0 or 1, so only the values equal to 0 or 1 have their type looked at. A batch of tens of
+    thousands of queries is checked this way without a Python step per id."""
+    try:
+        ids = np.frombuffer(array.array("q", values), dtype=np.int64)
+    except (TypeError, OverflowError):
+        return None
+    zeros_and_ones = np.flatnonzero(ids.view(np.uint64) <= 1).tolist()
+    if zeros_and_ones and bool in set(map(type, map(values.__getitem__, zeros_and_ones))):
+        return None
+    return ids
+
+
+def _is_token_id(value: Any) -> bool:
+    """A Python or numpy integer; bool is an int subclass in Python but never a token id."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _batch_of(queries: Any, what: str) -> list:
+    """``queries`` as a list, refusing a bare text or a mapping (which would be read item by item)."""
+    if isinstance(queries, list):
+        return queries
+    if isinstance(queries, (str, bytes, dict)) or not isinstance(queries, Iterable):
+        raise QueryError(f"{what} takes a list of queries (each text or a list of token ids), not "
+                         f"{type(queries).__name__}; wrap a single query in a list or use the single form")
+    return list(queries)
+
+
 @dataclass
 class _ShardIndex:
     shard: Shard
     table: np.ndarray
-    ratio: int
+    pointer_bytes: int
+    """Bytes per suffix-array entry (see :func:`seethrough.index.build.pointer_bytes`)."""
 
     @property
     def width(self) -> int:
+        """Bytes per token."""
         return self.shard.tokens.itemsize
 
     @cached_property
@@ -138,14 +219,15 @@ class IndexedCorpus:
     """A corpus with its suffix arrays: the object :func:`open_corpus` returns."""
 
     max_query_tokens: int = 100_000
-    """Longer queries are refused (a count of them is pointless and their spans cost memory)."""
+    """Longer queries are refused (a count of them is pointless and their spans cost memory); the
+    limit is per query, so a batch may hold any number of queries."""
 
     def __init__(self, corpus: TokenCorpus, verify_hashes: bool = False, compiled: bool = True) -> None:
         self.corpus = corpus
         self._indexes: list[_ShardIndex] | None = None
         self._verify_hashes = verify_hashes
         self.compiled = compiled
-        """False: single counts use the pure-Python search (no numba start-up; for one-off commands)."""
+        """False: rank ranges come from the pure-Python byte search (no numba start-up; for one-off commands)."""
 
     # ---- corpus facts -------------------------------------------------------------------------
     @property
@@ -182,144 +264,230 @@ class IndexedCorpus:
             path = folder / shard.file("table")
             if not path.exists():
                 raise IndexNotBuiltError(f"{folder} has no suffix array {path.name}; run `seethrough index build {folder}`")
-            file_bytes = shard.positions * shard.tokens.itemsize
-            ratio = pointer_bytes(file_bytes)
+            entry_bytes = pointer_bytes(shard.positions * shard.tokens.itemsize)
             table = map_file(path)
-            if len(table) != shard.positions * ratio:
+            if len(table) != shard.positions * entry_bytes:
                 raise IndexNotBuiltError(
-                    f"{path} has {len(table)} bytes, expected {shard.positions * ratio} for this shard: it belongs "
-                    f"to another corpus or is truncated; run `seethrough index build --force {folder}`"
+                    f"{path} has {len(table)} bytes, expected {shard.positions * entry_bytes} for this shard: it "
+                    f"belongs to another corpus or is truncated; run `seethrough index build --force {folder}`"
                 )
-            out.append(_ShardIndex(shard, table, ratio))
+            out.append(_ShardIndex(shard, table, entry_bytes))
         return out
+
+    @property
+    def _width(self) -> int:
+        """Bytes per token, the same in every shard."""
+        return self.corpus.shards[0].tokens.itemsize
+
+    def _metadata(self, doc: int) -> dict[str, Any]:
+        """A document's metadata as :meth:`TokenCorpus.document` reads it: the ``metadata`` field of its
+        record, or {} where the record is not a JSON object (an infini-gram folder may hold any line)."""
+        record = self.corpus.document_metadata(doc)
+        return record.get("metadata", {}) if isinstance(record, dict) else {}
 
     # ---- query encoding -------------------------------------------------------------------------
     def encode(self, query: Query) -> np.ndarray:
-        """Token ids of a query (text is encoded with the corpus tokenizer), validated."""
+        """Token ids of a query, validated: text is encoded with the corpus tokenizer (a word it does not
+        know is refused), ids must be Python or numpy integers inside the vocabulary."""
+        return self._encode(query, allow_empty=False)
+
+    def _encode(self, query: Query, allow_empty: bool) -> np.ndarray:
+        """``allow_empty``: the empty prompt ("" or no ids) is accepted; text that encodes to nothing never is."""
         if isinstance(query, str):
             if not query:
+                if allow_empty:
+                    return np.zeros(0, dtype=np.int64)
                 raise QueryError("empty query: give some text or --ids")
-            return self._validate(np.asarray(self.corpus.require_tokenizer().encode(query), dtype=np.int64))
-        if isinstance(query, list) and all(type(i) is int for i in query):
-            # plain Python checks: on a short list they cost far less than numpy reductions
-            self._check_ids(len(query), min(query, default=0), max(query, default=0), query)
-            return np.array(query, dtype=np.int64)
-        try:
-            ids = np.asarray(query, dtype=np.int64).reshape(-1)
-        except (TypeError, ValueError):
-            raise QueryError(f"query {query!r} is neither text nor a list of token ids") from None
-        return self._validate(ids)
+            ids = self._encode_text(query)
+            self._check_length(len(ids), allow_empty=False)
+            return ids
+        ids = self._ids_of(query)
+        self._check_length(len(ids), allow_empty)
+        return ids
 
-    def _check_ids(self, length: int, low: int, high: int, ids: Any, allow_empty: bool = False) -> None:
+    def _encode_text(self, text: str) -> np.ndarray:
+        tok = self.corpus.require_tokenizer()
+        ids = tok.encode(text)
+        unknown = self._unknown_token
+        if unknown is not None and unknown[0] in ids:
+            self._refuse_unknown_words(text, *unknown)
+        ids = np.array(ids, dtype=np.int64)
+        self._check_in_vocabulary(ids)
+        return ids
+
+    @cached_property
+    def _unknown_token(self) -> tuple[int, str] | None:
+        """(id, text) of the tokenizer's unknown token (word-level, WordPiece, Unigram, BPE with one), or
+        None for tokenizers that encode any text exactly (byte-level BPE)."""
+        loaded = self.corpus.tokenizer
+        if loaded is None:
+            return None
+        model = loaded.tokenizer.model
+        token = getattr(model, "unk_token", None)
+        if token is None and type(model).__name__ == "Unigram":  # the Python binding does not expose its unk_id
+            spec = json.loads(loaded.tokenizer.to_str())["model"]
+            if spec.get("unk_id") is not None:
+                token = spec["vocab"][spec["unk_id"]][0]
+        token_id = loaded.tokenizer.token_to_id(token) if token is not None else None
+        return None if token_id is None else (token_id, token)
+
+    def _refuse_unknown_words(self, text: str, unk_id: int, unk_token: str) -> None:
+        """Raises naming the words of ``text`` read as the unknown token, unless each is that token written out."""
+        encoding = self.corpus.require_tokenizer().tokenizer.encode(text, add_special_tokens=False)
+        words = list(dict.fromkeys(text[a:b] for i, (a, b) in zip(encoding.ids, encoding.offsets)
+                                   if i == unk_id and text[a:b] != unk_token))
+        if not words:
+            return
+        shown = ", ".join(map(repr, words[:5])) + (f" and {len(words) - 5} more" if len(words) > 5 else "")
+        verb, pronoun = ("is", "it") if len(words) == 1 else ("are", "they")
+        raise QueryError(f"{shown} {verb} not in the tokenizer's vocabulary ({pronoun} would be read as {unk_token}); "
+                         "query only words the corpus tokenizer knows, or pass --ids")
+
+    def _ids_of(self, query: Any) -> np.ndarray:
+        """A query given as token ids, as int64: integers (Python or numpy) inside the vocabulary, nothing else."""
+        if isinstance(query, np.ndarray) and query.dtype.kind in "iu":
+            return self._ids_of_array(query)
+        if type(query) is not list or not set(map(type, query)) <= {int}:  # all but a list of plain ints
+            query = self._checked_id_list(query)
+        # checked on the Python values: an id past 64 bits must be named, not overflow numpy
+        if query and (min(query) < 0 or max(query) >= self.corpus.vocab_size):
+            self._refuse_outside_vocabulary(next(int(i) for i in query if not 0 <= i < self.corpus.vocab_size))
+        return np.array(query, dtype=np.int64)
+
+    def _ids_of_array(self, query: np.ndarray) -> np.ndarray:
+        ids = query.reshape(-1)
+        if ids.dtype == np.uint64 and len(ids) and int(ids.max()) > np.iinfo(np.int64).max:
+            self._refuse_outside_vocabulary(int(ids.max()))
+        ids = ids.astype(np.int64)
+        self._check_in_vocabulary(ids)
+        return ids
+
+    @staticmethod
+    def _checked_id_list(query: Any) -> list:
+        """``query`` as a list of ids after checking that every element is an integer, else a one-line refusal."""
+        if isinstance(query, np.ndarray):
+            if query.dtype.kind != "O":
+                raise QueryError(f"token ids of type {query.dtype} are not integers; give whole-number ids, "
+                                 "or the query as text")
+            query = query.reshape(-1).tolist()
+        if isinstance(query, (str, bytes, dict)) or not isinstance(query, Sequence):
+            raise QueryError(f"query {reprlib.repr(query)} is neither text nor a list of token ids")
+        for value in query:
+            if not _is_token_id(value):
+                if isinstance(value, (str, float, complex, np.generic)) or value is None:
+                    raise QueryError(f"token id {value!r} is not an integer; give token ids as whole numbers, "
+                                     "or the query as text")
+                raise QueryError(f"query {reprlib.repr(query)} is neither text nor a list of token ids")
+        return list(query)
+
+    def _check_length(self, length: int, allow_empty: bool) -> None:
         if length == 0 and not allow_empty:
             raise QueryError("empty query: it encodes to no tokens; give at least one token")
         if length > self.max_query_tokens:
             raise QueryError(f"query has {length} tokens, over the limit of {self.max_query_tokens}; "
                              "shorten or split it")
-        if length and (low < 0 or high >= self.corpus.vocab_size):
-            bad = next(int(i) for i in ids if i < 0 or i >= self.corpus.vocab_size)
-            raise QueryError(f"token id {bad} is outside the vocabulary (0..{self.corpus.vocab_size - 1}); "
-                             "check the ids or the tokenizer")
 
-    def _validate(self, ids: np.ndarray, allow_empty: bool = False) -> np.ndarray:
-        if len(ids):
-            self._check_ids(len(ids), int(ids.min()), int(ids.max()), ids, allow_empty)
-        else:
-            self._check_ids(0, 0, 0, ids, allow_empty)
-        return ids
+    def _check_in_vocabulary(self, ids: np.ndarray) -> None:
+        """``ids``: contiguous int64. Viewed as unsigned, a negative id is huge: one reduction checks both ends."""
+        unsigned = ids.view(np.uint64)
+        if len(ids) and unsigned.max() >= self.corpus.vocab_size:
+            self._refuse_outside_vocabulary(int(ids[unsigned >= self.corpus.vocab_size][0]))
 
-    def _keys(self, ids: np.ndarray) -> np.ndarray:
-        width = self.corpus.shards[0].tokens.itemsize
-        ids = ids.astype(np.int64)
-        if width == 2:
-            return ((ids & 0xFF) << 8) | (ids >> 8)
-        if width == 4:
-            return ((ids & 0xFF) << 24) | ((ids & 0xFF00) << 8) | ((ids >> 8) & 0xFF00) | (ids >> 24)
-        return ids
+    def _refuse_outside_vocabulary(self, bad: int) -> None:
+        raise QueryError(f"token id {bad} is outside the vocabulary (0..{self.corpus.vocab_size - 1}); "
+                         "check the ids or the tokenizer")
 
-    def _encode_batch(self, queries: Sequence[Query]) -> tuple[np.ndarray, np.ndarray]:
-        """All queries as one flat id array plus lengths; lists of ints are checked in one pass."""
-        if set(map(type, queries)) == {list}:  # map/set iterate in C: thousands of queries per call
+    def _encode_batch(self, queries: list, allow_empty: bool = False) -> _Queries:
+        """All queries as one flat batch, each validated as :meth:`encode` would (the length limit per query).
+
+        One query (what every single form sends) takes the per-query checks; a batch of lists, the
+        common case of large batches, is checked and flattened in C-level passes (see
+        :func:`_integer_array`) with no Python step per query; anything else, or a refusal, goes
+        query by query, which names what is wrong."""
+        if len(queries) == 1:
+            ids = self._encode(queries[0], allow_empty)
+            return _Queries(ids, np.array([0, len(ids)], dtype=np.int64))
+        if set(map(type, queries)) == {list}:
             lengths = np.fromiter(map(len, queries), dtype=np.int64, count=len(queries))
-            try:
-                flat = np.fromiter(chain.from_iterable(queries), dtype=np.int64, count=int(lengths.sum()))
-            except (TypeError, ValueError):
-                flat = None
-            if flat is not None:
-                for q in np.nonzero((lengths == 0) | (lengths > self.max_query_tokens))[0][:1]:
-                    self._check_ids(int(lengths[q]), 0, 0, [])
-                self._validate(flat, allow_empty=True)
-                return flat, lengths
-        encoded = [self.encode(q) for q in queries]
-        lengths = np.fromiter((len(q) for q in encoded), dtype=np.int64, count=len(encoded))
-        return (np.concatenate(encoded) if encoded else np.zeros(0, np.int64)), lengths
+            self._check_length(int(lengths.min()), allow_empty)
+            self._check_length(int(lengths.max()), allow_empty)
+            ids = _integer_array(list(chain.from_iterable(queries)))
+            if ids is not None:
+                self._check_in_vocabulary(ids)
+                bounds = np.zeros(len(queries) + 1, dtype=np.int64)
+                np.cumsum(lengths, out=bounds[1:])
+                return _Queries(ids, bounds)
+        return _joined([self._encode(q, allow_empty) for q in queries])
 
-    def _ranges(self, encoded: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-        lengths = np.fromiter((len(q) for q in encoded), dtype=np.int64, count=len(encoded))
-        return self._ranges_flat(np.concatenate(encoded) if encoded else np.zeros(0, np.int64), lengths)
-
-    def _ranges_flat(self, flat: np.ndarray, lengths: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per shard, the SA rank range [lo, hi) of every query.
-
-        Large batches are searched in sorted order (by their first tokens), so consecutive binary
-        searches walk the same part of the suffix array and find it in cache.
-        """
-        from .kernels import find_ranges, find_ranges_parallel
-
-        n = len(lengths)
-        starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
-        keys = self._keys(flat)
-        order = np.arange(n)
-        parallel = n >= PARALLEL_BATCH
-        if parallel:
-            columns = []
-            for j in range(3, -1, -1):  # np.lexsort: last key is primary
-                has = lengths > j
-                column = np.full(n, -1, dtype=np.int64)
-                column[has] = keys[starts[has] + j]
-                columns.append(column)
-            order = np.lexsort(columns)
-        kernel = find_ranges_parallel if parallel else find_ranges
+    # ---- the one search: rank ranges ------------------------------------------------------------------
+    def _rank_ranges(self, queries: _Queries) -> list[np.ndarray]:
+        """Per shard, a (2, n) array: the rank range [lo, hi) in that shard's table of the suffixes that
+        start with each query (lo == hi where it does not occur; the empty query spans every position)."""
+        if not self.compiled:
+            return [self._byte_search(ix, queries) for ix in self.shard_indexes]
+        kernels = _kernels()
+        n = len(queries.bounds) - 1
+        order = self._search_order(queries) if n >= PARALLEL_BATCH else None
         out = []
         for ix in self.shard_indexes:
-            lo = np.empty(n, dtype=np.int64)
-            hi = np.empty(n, dtype=np.int64)
-            kernel(ix.shard.tokens, ix.table, ix.ratio, ix.width, keys, starts[order], lengths[order], lo, hi)
-            unsorted_lo, unsorted_hi = np.empty_like(lo), np.empty_like(hi)
-            unsorted_lo[order], unsorted_hi[order] = lo, hi
-            out.append((unsorted_lo, unsorted_hi))
+            ranges = np.empty((2, n), dtype=np.int64)
+            if order is None:
+                kernels.find_ranges(ix.shard.tokens, ix.table, ix.pointer_bytes, ix.width, queries.ids, queries.bounds,
+                                    ranges)
+            else:
+                kernels.find_ranges_parallel(ix.shard.tokens, ix.table, ix.pointer_bytes, ix.width, queries.ids,
+                                             queries.bounds, order, ranges)
+            out.append(ranges)
         return out
+
+    def _counts(self, queries: _Queries) -> np.ndarray:
+        """Occurrences of every (non-empty) query, summed over shards: the sizes of its rank ranges,
+        which the count kernels find as :meth:`_rank_ranges` does without keeping them."""
+        if not self.compiled:
+            return sum(hi - lo for lo, hi in self._rank_ranges(queries))
+        kernels = _kernels()
+        counts = np.zeros(len(queries.bounds) - 1, dtype=np.int64)
+        order = self._search_order(queries) if len(counts) >= PARALLEL_BATCH else None
+        for ix in self.shard_indexes:
+            if order is None:
+                kernels.count_matches(ix.shard.tokens, ix.table, ix.pointer_bytes, ix.width, queries.ids, queries.bounds,
+                                      counts)
+            else:
+                kernels.count_matches_parallel(ix.shard.tokens, ix.table, ix.pointer_bytes, ix.width, queries.ids,
+                                               queries.bounds, order, counts)
+        return counts
+
+    def _search_order(self, queries: _Queries) -> np.ndarray:
+        """The order a large batch is searched in: by first tokens, as the table is sorted, so that
+        consecutive binary searches walk the same part of the suffix array and find it in cache."""
+        return np.argsort(_kernels().sort_keys(queries.ids, queries.bounds, self._width))
+
+    def _byte_search(self, ix: _ShardIndex, queries: _Queries) -> np.ndarray:
+        from .bytesearch import rank_range
+
+        little_endian = ix.shard.tokens.dtype.newbyteorder("<")
+        token_bytes = ix.shard.tokens.view(np.uint8)
+        ranges = np.empty((2, len(queries.bounds) - 1), dtype=np.int64)
+        for q in range(len(queries.bounds) - 1):
+            query = queries.query(q).astype(little_endian).tobytes()
+            ranges[:, q] = rank_range(token_bytes, ix.table, ix.pointer_bytes, query)
+        return ranges
+
+    def _ranges(self, encoded: list[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`_rank_ranges` of already encoded queries."""
+        return self._rank_ranges(_joined(encoded))
 
     # ---- count ------------------------------------------------------------------------------------
     def count(self, query: Query) -> int:
         """Exact occurrences of the n-gram; never across a document boundary."""
-        return self._count_ids(self.encode(query))
-
-    def _count_ids(self, ids: np.ndarray) -> int:
-        """Occurrences of validated ids; the empty sequence counts every token (the empty prompt)."""
-        if len(ids) == 0:
-            return self.num_tokens
-        if not self.compiled:
-            from .bytesearch import rank_range
-
-            total = 0
-            for ix in self.shard_indexes:
-                query = ids.astype(ix.shard.tokens.dtype.newbyteorder("<")).tobytes()
-                lo, hi = rank_range(ix.shard.tokens.view(np.uint8), ix.table, ix.ratio, query)
-                total += hi - lo
-            return total
-        from .kernels import count_ids
-
-        return sum(int(count_ids(ix.shard.tokens, ix.table, ix.ratio, ix.width, ids)) for ix in self.shard_indexes)
+        return self.count_many([query])[0]
 
     def count_many(self, queries: Sequence[Query]) -> list[int]:
+        """:meth:`count` of every query, in one search per shard."""
+        queries = _batch_of(queries, "count_many")
         if not queries:
             return []
-        flat, lengths = self._encode_batch(queries)
-        total = np.zeros(len(lengths), dtype=np.int64)
-        for lo, hi in self._ranges_flat(flat, lengths):
-            total += hi - lo
-        return total.tolist()
+        return self._counts(self._encode_batch(queries)).tolist()
 
     # ---- document frequency -----------------------------------------------------------------------
     def doc_freq(self, query: Query) -> int:
@@ -327,15 +495,14 @@ class IndexedCorpus:
         return self.doc_freq_many([query])[0]
 
     def doc_freq_many(self, queries: Sequence[Query]) -> list[int]:
-        from .kernels import count_documents
-
-        encoded = [self.encode(q) for q in queries]
-        result = np.zeros(len(encoded), dtype=np.int64)
-        for ix, (lo, hi) in zip(self.shard_indexes, self._ranges(encoded)):
-            seen = np.zeros(ix.shard.documents, dtype=np.uint8)
-            for q in range(len(encoded)):
-                if hi[q] > lo[q]:
-                    result[q] += count_documents(ix.table, ix.ratio, ix.width, ix.doc_starts, lo[q], hi[q], seen)
+        """:meth:`doc_freq` of every query, in one search per shard."""
+        queries = _batch_of(queries, "doc_freq_many")
+        if not queries:
+            return []
+        batch = self._encode_batch(queries)
+        result = np.zeros(len(queries), dtype=np.int64)
+        for ix, ranges in zip(self.shard_indexes, self._rank_ranges(batch)):
+            _kernels().document_counts(ix.table, ix.pointer_bytes, ix.width, ix.doc_starts, ranges, result)
         return result.tolist()
 
     # ---- find -------------------------------------------------------------------------------------
@@ -344,39 +511,43 @@ class IndexedCorpus:
         return self.find_many([query], limit, context)[0]
 
     def find_many(self, queries: Sequence[Query], limit: int = 10, context: int = 20) -> list[FindResult]:
+        """:meth:`find` of every query, in one search per shard."""
         if limit < 0:
             raise QueryError("--limit must be 0 or more")
-        encoded = [self.encode(q) for q in queries]
-        ranges = self._ranges(encoded)
+        if context < 0:
+            raise QueryError("--context must be 0 or more")
+        queries = _batch_of(queries, "find_many")
+        if not queries:
+            return []
+        batch = self._encode_batch(queries)
+        shards = self._rank_ranges(batch)
         results = []
-        for q, ids in enumerate(encoded):
-            count = int(sum(hi[q] - lo[q] for lo, hi in ranges))
+        for q in range(len(queries)):
+            ids = batch.query(q)
             matches: list[Match] = []
-            for ix, (lo, hi) in zip(self.shard_indexes, ranges):
+            for ix, (lo, hi) in zip(self.shard_indexes, shards):
                 if len(matches) >= limit:
                     break
                 for pos in self._first_positions(ix, int(lo[q]), int(hi[q]), limit - len(matches)):
                     matches.append(self._match(ix, int(pos), len(ids), context))
+            count = int(sum(hi[q] - lo[q] for lo, hi in shards))
             results.append(FindResult(count, matches, ids.tolist()))
         return results
 
     def positions(self, query: Query) -> list[np.ndarray]:
         """Every occurrence, per shard: sorted token positions in that shard's ``tokenized`` file
         (separators included, so position ``p`` is document token ``p - doc_start - 1``)."""
-        ids = self.encode(query)
-        ranges = self._ranges([ids])
+        shards = self._ranges([self.encode(query)])
         return [self._first_positions(ix, int(lo[0]), int(hi[0]), int(hi[0] - lo[0]))
-                for ix, (lo, hi) in zip(self.shard_indexes, ranges)]
+                for ix, (lo, hi) in zip(self.shard_indexes, shards)]
 
     def _first_positions(self, ix: _ShardIndex, lo: int, hi: int, k: int) -> np.ndarray:
         """The ``k`` smallest token positions among ranks [lo, hi), sorted; memory bounded by chunks."""
-        from .kernels import positions
-
         best = np.zeros(0, dtype=np.int64)
         if k <= 0:
             return best
         for start in range(lo, hi, LISTING_CHUNK):
-            chunk = positions(ix.table, ix.ratio, ix.width, start, min(hi, start + LISTING_CHUNK))
+            chunk = _kernels().positions(ix.table, ix.pointer_bytes, ix.width, start, min(hi, start + LISTING_CHUNK))
             merged = np.concatenate((best, chunk))
             best = np.partition(merged, k - 1)[:k] if len(merged) > k else merged
         return np.sort(best)
@@ -389,25 +560,21 @@ class IndexedCorpus:
         ids = ix.shard.tokens[left:right].tolist()
         doc = ix.shard.first_document + local
         tok = self.corpus.tokenizer
-        return Match(
-            doc=doc, position=pos - doc_start, metadata=self.corpus.document_metadata(doc).get("metadata", {}),
-            snippet=tok.decode(ids) if tok else None, snippet_ids=ids, match_start=pos - left,
-        )
+        return Match(doc=doc, position=pos - doc_start, metadata=self._metadata(doc),
+                     snippet=tok.decode(ids) if tok else None, snippet_ids=ids, match_start=pos - left)
 
     # ---- next-token distribution and probabilities --------------------------------------------------
     def ntd(self, prompt: Query) -> NextTokenDistribution:
         """Exact distribution of the token that follows the prompt (empty prompt: unigram counts)."""
-        from .kernels import next_token_counts
-
-        ids = self._prompt(prompt)
-        ranges = self._ranges([ids]) if len(ids) else [(np.array([0]), np.array([ix.shard.positions]))
-                                                         for ix in self.shard_indexes]
+        ids = self._encode(prompt, allow_empty=True)
+        shards = self._ranges([ids])  # the empty prompt spans every position, separators included
         counts: dict[int, int] = {}
         ends = 0
-        for ix, (lo, hi) in zip(self.shard_indexes, ranges):
+        for ix, (lo, hi) in zip(self.shard_indexes, shards):
             if hi[0] > lo[0]:
-                tokens, runs, shard_ends = next_token_counts(ix.shard.tokens, ix.table, ix.ratio, ix.width,
-                                                             int(lo[0]), int(hi[0]), len(ids), self.corpus.separator)
+                tokens, runs, shard_ends = _kernels().next_token_counts(
+                    ix.shard.tokens, ix.table, ix.pointer_bytes, ix.width, int(lo[0]), int(hi[0]), len(ids),
+                    self.corpus.separator)
                 ends += int(shard_ends)
                 for t, c in zip(tokens.tolist(), runs.tolist()):
                     counts[t] = counts.get(t, 0) + c
@@ -415,99 +582,77 @@ class IndexedCorpus:
             ends = 0  # the "ends" of the empty prompt are the separators themselves
             prompt_count = self.num_tokens
         else:
-            prompt_count = int(sum(hi[0] - lo[0] for lo, hi in ranges))
+            prompt_count = int(sum(hi[0] - lo[0] for lo, hi in shards))
         return NextTokenDistribution(prompt_count, counts, ends, ids.tolist())
-
-    def _prompt(self, prompt: Query) -> np.ndarray:
-        if isinstance(prompt, str) and prompt == "":
-            return np.zeros(0, dtype=np.int64)
-        if isinstance(prompt, str):
-            return self.encode(prompt)
-        return self._validate(np.asarray(prompt, dtype=np.int64).reshape(-1), allow_empty=True)
 
     def prob(self, prompt: Query, next_id: int) -> NgramProb:
         """n-gram probability of ``next_id`` after the whole prompt: count(prompt+next) / count(prompt)."""
-        ids = self._prompt(prompt)
-        return self._prob_ids(ids, next_id)
-
-    def _prob_ids(self, ids: np.ndarray, next_id: int) -> NgramProb:
-        self._check_ids(1, next_id, next_id, [next_id])
-        prompt_count = self._count_ids(ids)
-        count = self._count_ids(np.append(ids, np.int64(next_id))) if prompt_count else 0
-        return NgramProb(prompt_count, count, count / prompt_count if prompt_count else -1.0, len(ids))
+        return self.prob_many([(prompt, next_id)])[0]
 
     def prob_many(self, pairs: Sequence[tuple[Query, int]]) -> list[NgramProb]:
-        prompts = [self._prompt(p) for p, _ in pairs]
-        nexts = [self._validate(np.asarray([n], dtype=np.int64)) for _, n in pairs]
-        prompt_counts = self._counts_allow_empty(prompts)
-        full = self._counts_allow_empty([np.concatenate((p, n)) for p, n in zip(prompts, nexts)])
-        return [NgramProb(int(pc), int(c), float(c / pc) if pc else -1.0, len(p))
-                for p, pc, c in zip(prompts, prompt_counts, full)]
-
-    def _counts_allow_empty(self, encoded: list[np.ndarray]) -> np.ndarray:
-        counts = np.zeros(len(encoded), dtype=np.int64)
-        nonempty = [i for i, q in enumerate(encoded) if len(q)]
-        if nonempty:
-            for lo, hi in self._ranges([encoded[i] for i in nonempty]):
-                counts[nonempty] += hi - lo
-        counts[[i for i, q in enumerate(encoded) if not len(q)]] = self.num_tokens
-        return counts
+        """:meth:`prob` of every (prompt, next id) pair, in one search per shard."""
+        prompts, next_ids = self._prompts_and_next(pairs, "prob_many")
+        return self._ngram_probs(prompts, next_ids, prompts.lengths)
 
     def infgram_prob(self, prompt: Query, next_id: int) -> NgramProb:
         """∞-gram probability: the n-gram probability under the longest suffix of the prompt that occurs."""
-        ids = self._prompt(prompt)
-        lo, hi = 0, len(ids) + 1  # a suffix of length lo occurs, one of length hi does not
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if self._count_ids(ids[len(ids) - mid:]) > 0:
-                lo = mid
-            else:
-                hi = mid
-        return self._prob_ids(ids[len(ids) - lo:], next_id)
+        return self.infgram_prob_many([(prompt, next_id)])[0]
 
     def infgram_prob_many(self, pairs: Sequence[tuple[Query, int]]) -> list[NgramProb]:
-        prompts = [self._prompt(p) for p, _ in pairs]
-        suffix = self._longest_occurring_suffix(prompts)
-        return self.prob_many([(p[len(p) - s:] if s else [], n) for p, s, (_, n) in zip(prompts, suffix, pairs)])
+        """:meth:`infgram_prob` of every (prompt, next id) pair: the longest occurring suffix of each prompt
+        (one bisection per prompt and shard, in the kernels), then one n-gram search per shard."""
+        prompts, next_ids = self._prompts_and_next(pairs, "infgram_prob_many")
+        suffix = np.zeros(len(next_ids), dtype=np.int64)  # the empty suffix always occurs
+        for ix in self.shard_indexes:
+            _kernels().longest_occurring_suffixes(ix.shard.tokens, ix.table, ix.pointer_bytes, ix.width, prompts.ids,
+                                                  prompts.bounds, suffix)
+        return self._ngram_probs(prompts, next_ids, suffix)
 
-    def _longest_occurring_suffix(self, prompts: list[np.ndarray]) -> list[int]:
-        """Per prompt, the longest suffix length with a non-zero count; one batched count per bisection round."""
-        lo = np.zeros(len(prompts), dtype=np.int64)  # known to occur (0 always does)
-        hi = np.array([len(p) + 1 for p in prompts], dtype=np.int64)  # known not to occur
-        while True:
-            active = np.nonzero(hi - lo > 1)[0]
-            if len(active) == 0:
-                return lo.tolist()
-            mid = (lo[active] + hi[active]) // 2
-            counts = self._counts_allow_empty([prompts[i][len(prompts[i]) - m:] for i, m in zip(active, mid)])
-            occurs = counts > 0
-            lo[active[occurs]] = mid[occurs]
-            hi[active[~occurs]] = mid[~occurs]
+    def _prompts_and_next(self, pairs: Any, what: str) -> tuple[_Queries, np.ndarray]:
+        pairs = _batch_of(pairs, what)
+        for pair in pairs:
+            if isinstance(pair, (str, bytes, dict)) or not isinstance(pair, Sequence) or len(pair) != 2:
+                raise QueryError(f"{what} takes (prompt, next token id) pairs; got {reprlib.repr(pair)}")
+        prompts = self._encode_batch([prompt for prompt, _ in pairs], allow_empty=True)
+        return prompts, self._ids_of([next_id for _, next_id in pairs])
+
+    def _ngram_probs(self, prompts: _Queries, next_ids: np.ndarray, suffix: np.ndarray) -> list[NgramProb]:
+        """For each prompt, the n-gram probability of its next id after the prompt's last ``suffix`` tokens."""
+        counts = np.zeros((2, len(next_ids)), dtype=np.int64)  # occurrences of the suffix, and of suffix + next
+        if len(next_ids):
+            starts = prompts.bounds[1:] - suffix
+            for ix in self.shard_indexes:
+                _kernels().ngram_counts(ix.shard.tokens, ix.table, ix.pointer_bytes, ix.width, prompts.ids, starts,
+                                        suffix, next_ids, counts)
+            counts[0, suffix == 0] = self.num_tokens  # the empty prompt "occurs" once per token
+        return [NgramProb(prompt_count, count, count / prompt_count if prompt_count else -1.0, length)
+                for prompt_count, count, length in zip(counts[0].tolist(), counts[1].tolist(), suffix.tolist())]
 
     # ---- maximal matching spans -----------------------------------------------------------------
     def longest_matches(self, query: Query) -> tuple[list[int], list[int]]:
         """For each start i, the length of the longest span query[i:i+len] found in the corpus, and its count."""
-        lengths, counts = self.longest_matches_many([query])[0]
-        return lengths, counts
+        return self.longest_matches_many([query])[0]
 
     def longest_matches_many(self, queries: Sequence[Query]) -> list[tuple[list[int], list[int]]]:
-        from .kernels import longest_matches
-
-        out = []
-        for query in queries:
-            ids = self.encode(query)
-            keys = self._keys(ids)
-            best = np.zeros(len(ids), dtype=np.int64)
-            count = np.zeros(len(ids), dtype=np.int64)
-            for ix in self.shard_indexes:
-                lengths, counts = longest_matches(ix.shard.tokens, ix.table, ix.ratio, ix.width, keys)
-                longer = lengths > best
-                same = (lengths == best) & (lengths > 0)
-                count[same] += counts[same]
-                count[longer] = counts[longer]
-                best = np.maximum(best, lengths)
-            out.append((best.tolist(), count.tolist()))
-        return out
+        """:meth:`longest_matches` of every query, in one compiled call per shard."""
+        queries = _batch_of(queries, "longest_matches_many")
+        if not queries:
+            return []
+        batch = self._encode_batch(queries)
+        best = np.zeros(len(batch.ids), dtype=np.int64)  # per query token, over all shards so far
+        count = np.zeros(len(batch.ids), dtype=np.int64)
+        lengths, counts = np.empty_like(best), np.empty_like(count)
+        for ix in self.shard_indexes:
+            _kernels().longest_matches(ix.shard.tokens, ix.table, ix.pointer_bytes, ix.width, batch.ids, batch.bounds,
+                                       lengths, counts)
+            longer = lengths > best
+            same = (lengths == best) & (lengths > 0)
+            count[same] += counts[same]
+            count[longer] = counts[longer]
+            np.maximum(best, lengths, out=best)
+        best_list, count_list = best.tolist(), count.tolist()
+        bounds = batch.bounds.tolist()
+        return [(best_list[a:b], count_list[a:b]) for a, b in zip(bounds, bounds[1:])]
 
     def maximal_spans(self, query: Query, min_length: int = 1) -> list[Span]:
         """Spans of the query found verbatim in the corpus that no earlier span contains: for each start,
@@ -534,20 +679,23 @@ class IndexedCorpus:
     def search(self, cnf: Sequence[Sequence[Query]], window: int = 100, limit: int = 10,
                context: int = 20) -> BooleanResult:
         """AND of OR-clauses: occurrences of the first clause (any of its n-grams) that have, in the same
-        document, an occurrence of every other clause starting at most ``window`` tokens away. Exact."""
-        from .kernels import positions
+        document, an occurrence of every other clause starting at most ``window`` tokens away. Exact.
 
-        if not cnf or any(not clause for clause in cnf):
-            raise QueryError("empty boolean query: give at least one n-gram in every clause")
+        ``cnf`` is a list of clauses, each a list of n-grams (text or token ids): ``[[[1, 2], [3]], [[4]]]``
+        is (1 2 OR 3) AND 4. :func:`parse_boolean_query` turns ``"a b AND c OR d"`` into that shape."""
         if window < 0:
             raise QueryError("--window must be 0 or more")
-        clauses = [[self.encode(term) for term in clause] for clause in cnf]
-        ranges = self._ranges([term for clause in clauses for term in clause])
+        if limit < 0:
+            raise QueryError("--limit must be 0 or more")
+        if context < 0:
+            raise QueryError("--context must be 0 or more")
+        clauses = self._clauses(cnf)
+        shards = self._ranges([term for clause in clauses for term in clause])
         total, documents, matches = 0, 0, []
-        for ix, (lo, hi) in zip(self.shard_indexes, ranges):
+        for ix, (lo, hi) in zip(self.shard_indexes, shards):
             starts_by_clause, q = [], 0
             for clause in clauses:
-                found = [positions(ix.table, ix.ratio, ix.width, int(lo[q + t]), int(hi[q + t]))
+                found = [_kernels().positions(ix.table, ix.pointer_bytes, ix.width, int(lo[q + t]), int(hi[q + t]))
                          for t in range(len(clause))]
                 q += len(clause)
                 starts_by_clause.append(np.unique(np.concatenate(found)))
@@ -566,6 +714,27 @@ class IndexedCorpus:
                 matches.append(self._match(ix, int(pos), length, context))
         return BooleanResult(total, documents, matches)
 
+    def _clauses(self, cnf: Any) -> list[list[np.ndarray]]:
+        """``cnf`` encoded, after checking its shape: a non-empty list of non-empty lists of queries."""
+        shape = ("a boolean query is a list of clauses, each a list of n-grams (text or token ids), like "
+                 "[[[1,2],[3]],[[4]]] for (1 2 OR 3) AND 4")
+
+        def is_list(value: Any) -> bool:
+            return isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, (str, bytes))
+
+        if not is_list(cnf):
+            raise QueryError(f"{shape}; got {type(cnf).__name__} {reprlib.repr(cnf)}")
+        if not len(cnf) or any(is_list(clause) and not len(clause) for clause in cnf):
+            raise QueryError("empty boolean query: give at least one n-gram in every clause")
+        for clause in cnf:
+            if not is_list(clause):
+                raise QueryError(f"{shape}; clause {reprlib.repr(clause)} is {type(clause).__name__}, not a list")
+            for term in clause:
+                if not (isinstance(term, str) or is_list(term)):
+                    raise QueryError(f"{shape}; n-gram {reprlib.repr(term)} is {type(term).__name__}, "
+                                     "not text or a list of ids")
+        return [[self.encode(term) for term in clause] for clause in cnf]
+
     def _anchor_length(self, ix: _ShardIndex, pos: int, clause: list[np.ndarray]) -> int:
         """Length of the longest term of ``clause`` that starts at ``pos``."""
         tokens = ix.shard.tokens
@@ -577,13 +746,49 @@ class IndexedCorpus:
         return best
 
 
+_OPERATOR = re.compile(r"(?<!\S)(AND|OR)(?!\S)")
+"""AND / OR as whole words: "ANDROID" or "or" are text."""
+
+
+def parse_boolean_query(text: str) -> list[list[str]]:
+    """A boolean query written in words, as the clauses :meth:`IndexedCorpus.search` takes.
+
+    ``"a b AND c OR d"`` is ``[["a b"], ["c", "d"]]``: the n-gram "a b", and "c" or "d". OR binds
+    tighter than AND, so any such query is an AND of OR-clauses; the operators are the upper-case
+    words AND and OR, an n-gram is the text between them. Parentheses are refused (there is no
+    grouping beyond that order), as are an operator without an n-gram on each side and empty text.
+    """
+    example = 'write n-grams joined by AND and OR, like "a b AND c OR d" (OR binds tighter)'
+    if not isinstance(text, str):
+        raise QueryError(f"a boolean query is text, not {type(text).__name__}; {example}")
+    if "(" in text or ")" in text:
+        raise QueryError(f"parentheses are not supported in a boolean query; {example}, or give the clauses as --cnf")
+    parts = _OPERATOR.split(text)  # n-gram, operator, n-gram, ..., operator, n-gram
+    terms, operators = [part.strip() for part in parts[0::2]], parts[1::2]
+    if not operators and not terms[0]:
+        raise QueryError(f"empty boolean query; {example}")
+    for i, operator in enumerate(operators):
+        if not terms[i]:
+            raise QueryError(f"{operator} has no n-gram before it in the boolean query; {example}")
+        if not terms[i + 1]:
+            raise QueryError(f"{operator} has no n-gram after it in the boolean query; {example}")
+    clauses = [[terms[0]]]
+    for operator, term in zip(operators, terms[1:]):
+        if operator == "AND":
+            clauses.append([term])
+        else:
+            clauses[-1].append(term)
+    return clauses
+
+
 def open_corpus(path: str | Path, tokenizer: str | Path | None = None, token_dtype: str | None = None,
                 verify: bool = False, compiled: bool = True) -> IndexedCorpus:
     """Open a corpus folder for queries: a seethrough corpus, or an index written by infini-gram.
 
     ``tokenizer`` overrides the corpus's own copy (it must be the same tokenizer; for infini-gram folders
     it is how text queries get encoded). ``verify`` re-hashes every file instead of trusting unchanged ones.
-    ``compiled=False`` answers single counts without loading the numba kernels (faster for one query).
+    ``compiled=False`` finds counts with the plain-Python byte search instead of the numba kernels: no
+    numba start-up, so faster for one count, slower for batches.
     """
     corpus = open_token_corpus(path, tokenizer=tokenizer, token_dtype=token_dtype)
     if verify and not corpus.foreign:

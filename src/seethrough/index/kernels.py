@@ -2,12 +2,17 @@
 
 Conventions shared by every kernel:
 
-- ``tokens``: one shard's token array (uint8/16/32, native), separators included.
-- ``table`` / ``ratio``: the suffix array as infini-gram stores it, ``ratio`` little-endian bytes
-  per entry, each entry a *byte* offset into the token file; ``width`` = bytes per token.
+- ``tokens``: one shard's token array (uint8/16/32, native), separators included; ``width``: bytes
+  per token.
+- ``table`` / ``pointer_bytes``: the suffix array as infini-gram stores it, ``pointer_bytes``
+  little-endian bytes per entry, each entry a *byte* offset into the token file.
+- Queries arrive as one flat array of token ids and their ``bounds``: query ``q`` is
+  ``ids[bounds[q]:bounds[q + 1]]``. A kernel that searches parts of queries (their suffixes) takes
+  a ``starts`` and a ``lengths`` array instead, over the same ids.
 - Suffixes are sorted by the byte order of the little-endian token file (infini-gram's order,
   which is what ``divsufsort`` produces). Comparing tokens in that order is comparing their
-  byte-swapped values, so queries arrive as ``keys`` (byte-swapped ids) and ``_key`` swaps tokens.
+  byte-swapped values: each entry point turns the query ids into such ``keys`` once
+  (:func:`token_keys`), and ``_key`` swaps tokens.
 - A suffix is compared with a query on the query's length only; a suffix that ends first is smaller.
   The separator (all bits set) is the largest key, so no match ever crosses a document boundary.
 """
@@ -29,11 +34,11 @@ def _key(value, width):
 
 
 @njit(cache=True, inline="always")
-def _position(table, ratio, width, rank):
+def _position(table, pointer_bytes, width, rank):
     """Token index of the suffix at ``rank``."""
-    base = rank * ratio
+    base = rank * pointer_bytes
     value = np.int64(0)
-    for b in range(ratio - 1, -1, -1):
+    for b in range(pointer_bytes - 1, -1, -1):
         value = (value << 8) | np.int64(table[base + b])
     return value // width
 
@@ -55,7 +60,7 @@ def _compare(tokens, width, pos, keys, start, length):
 
 
 @njit(cache=True)
-def _range(tokens, table, ratio, width, keys, start, length, lo, hi):
+def _range(tokens, table, pointer_bytes, width, keys, start, length, lo, hi):
     """SA rank range [first, last) of suffixes that start with the query, searched within [lo, hi).
 
     One search narrows [a, b) until it lands on a match; only then does it split into the lower
@@ -64,7 +69,7 @@ def _range(tokens, table, ratio, width, keys, start, length, lo, hi):
     a, b = lo, hi
     while a < b:
         mid = (a + b) >> 1
-        c = _compare(tokens, width, _position(table, ratio, width, mid), keys, start, length)
+        c = _compare(tokens, width, _position(table, pointer_bytes, width, mid), keys, start, length)
         if c < 0:
             a = mid + 1
         elif c > 0:
@@ -77,7 +82,7 @@ def _range(tokens, table, ratio, width, keys, start, length, lo, hi):
     b = mid  # first rank whose suffix is >= query: in [a, mid]
     while a < b:
         m = (a + b) >> 1
-        if _compare(tokens, width, _position(table, ratio, width, m), keys, start, length) < 0:
+        if _compare(tokens, width, _position(table, pointer_bytes, width, m), keys, start, length) < 0:
             a = m + 1
         else:
             b = m
@@ -85,7 +90,7 @@ def _range(tokens, table, ratio, width, keys, start, length, lo, hi):
     a, b = mid + 1, top  # first rank whose suffix is > query: in [mid + 1, top]
     while a < b:
         m = (a + b) >> 1
-        if _compare(tokens, width, _position(table, ratio, width, m), keys, start, length) <= 0:
+        if _compare(tokens, width, _position(table, pointer_bytes, width, m), keys, start, length) <= 0:
             a = m + 1
         else:
             b = m
@@ -93,25 +98,79 @@ def _range(tokens, table, ratio, width, keys, start, length, lo, hi):
 
 
 @njit(cache=True)
-def find_ranges(tokens, table, ratio, width, keys, starts, lengths, out_lo, out_hi):
-    n = tokens.shape[0]
-    for q in range(starts.shape[0]):
-        out_lo[q], out_hi[q] = _range(tokens, table, ratio, width, keys, starts[q], lengths[q], 0, n)
-
-
-@njit(cache=True, parallel=True)
-def find_ranges_parallel(tokens, table, ratio, width, keys, starts, lengths, out_lo, out_hi):
-    n = tokens.shape[0]
-    for q in prange(starts.shape[0]):
-        out_lo[q], out_hi[q] = _range(tokens, table, ratio, width, keys, starts[q], lengths[q], 0, n)
+def token_keys(ids, width):
+    """The search keys of token ids: each id byte-swapped as its token sorts in the table."""
+    keys = np.empty(ids.shape[0], dtype=np.int64)
+    for k in range(ids.shape[0]):
+        keys[k] = _key(ids[k], width)
+    return keys
 
 
 @njit(cache=True)
-def positions(table, ratio, width, lo, hi):
+def sort_keys(ids, bounds, width):
+    """One int64 per query that sorts as the query's first tokens do in the table, shorter first on a
+    tie, with as many tokens as fit in 63 bits (7 of uint8, 3 of uint16, 1 of uint32): a batch searched
+    in this order walks the table from one end to the other, so neighbouring searches share cache."""
+    bits = 8 * width + 1  # a token's key plus one, 0 where the query has ended
+    slots = max(1, 63 // bits)
+    out = np.empty(bounds.shape[0] - 1, dtype=np.int64)
+    for q in range(bounds.shape[0] - 1):
+        value = np.int64(0)
+        for j in range(slots):
+            p = bounds[q] + j
+            value = (value << bits) | (_key(ids[p], width) + 1 if p < bounds[q + 1] else 0)
+        out[q] = value
+    return out
+
+
+@njit(cache=True)
+def find_ranges(tokens, table, pointer_bytes, width, ids, bounds, ranges):
+    """``ranges[0, q], ranges[1, q]``: the SA rank range [lo, hi) of every query, in query order."""
+    n = tokens.shape[0]
+    keys = token_keys(ids, width)
+    for q in range(bounds.shape[0] - 1):
+        ranges[0, q], ranges[1, q] = _range(tokens, table, pointer_bytes, width, keys, bounds[q],
+                                            bounds[q + 1] - bounds[q], 0, n)
+
+
+@njit(cache=True, parallel=True)
+def find_ranges_parallel(tokens, table, pointer_bytes, width, ids, bounds, order, ranges):
+    """:func:`find_ranges` on every core, visiting the queries in ``order`` (results stay in query order)."""
+    n = tokens.shape[0]
+    keys = token_keys(ids, width)
+    for k in prange(order.shape[0]):
+        q = order[k]
+        ranges[0, q], ranges[1, q] = _range(tokens, table, pointer_bytes, width, keys, bounds[q],
+                                            bounds[q + 1] - bounds[q], 0, n)
+
+
+@njit(cache=True)
+def count_matches(tokens, table, pointer_bytes, width, ids, bounds, counts):
+    """Adds to ``counts[q]`` the occurrences of every query in the shard (:func:`find_ranges`, counted)."""
+    n = tokens.shape[0]
+    keys = token_keys(ids, width)
+    for q in range(bounds.shape[0] - 1):
+        lo, hi = _range(tokens, table, pointer_bytes, width, keys, bounds[q], bounds[q + 1] - bounds[q], 0, n)
+        counts[q] += hi - lo
+
+
+@njit(cache=True, parallel=True)
+def count_matches_parallel(tokens, table, pointer_bytes, width, ids, bounds, order, counts):
+    """:func:`count_matches` on every core, visiting the queries in ``order``."""
+    n = tokens.shape[0]
+    keys = token_keys(ids, width)
+    for k in prange(order.shape[0]):
+        q = order[k]
+        lo, hi = _range(tokens, table, pointer_bytes, width, keys, bounds[q], bounds[q + 1] - bounds[q], 0, n)
+        counts[q] += hi - lo
+
+
+@njit(cache=True)
+def positions(table, pointer_bytes, width, lo, hi):
     """Token indices of the suffixes at ranks [lo, hi)."""
     out = np.empty(hi - lo, dtype=np.int64)
     for r in range(lo, hi):
-        out[r - lo] = _position(table, ratio, width, r)
+        out[r - lo] = _position(table, pointer_bytes, width, r)
     return out
 
 
@@ -128,24 +187,28 @@ def _document_of(doc_starts, pos):
 
 
 @njit(cache=True)
-def count_documents(table, ratio, width, doc_starts, lo, hi, seen):
-    """Distinct documents among the suffixes at ranks [lo, hi); ``seen`` is a zeroed scratch array
-    (one byte per document) and is zeroed again on return."""
-    distinct = 0
-    marked = np.empty(min(hi - lo, doc_starts.shape[0]), dtype=np.int64)
-    for r in range(lo, hi):
-        d = _document_of(doc_starts, _position(table, ratio, width, r))
-        if seen[d] == 0:
-            seen[d] = 1
-            marked[distinct] = d
-            distinct += 1
-    for i in range(distinct):
-        seen[marked[i]] = 0
-    return distinct
+def document_counts(table, pointer_bytes, width, doc_starts, ranges, out):
+    """Adds to ``out[q]`` the distinct documents among the suffixes at ranks ``ranges[:, q]``."""
+    widest = 0
+    for q in range(ranges.shape[1]):
+        widest = max(widest, ranges[1, q] - ranges[0, q])
+    seen = np.zeros(doc_starts.shape[0], dtype=np.uint8)  # one flag per document, cleared after each query
+    marked = np.empty(min(widest, doc_starts.shape[0]), dtype=np.int64)
+    for q in range(ranges.shape[1]):
+        distinct = 0
+        for r in range(ranges[0, q], ranges[1, q]):
+            d = _document_of(doc_starts, _position(table, pointer_bytes, width, r))
+            if seen[d] == 0:
+                seen[d] = 1
+                marked[distinct] = d
+                distinct += 1
+        for i in range(distinct):
+            seen[marked[i]] = 0
+        out[q] += distinct
 
 
 @njit(cache=True)
-def next_token_counts(tokens, table, ratio, width, lo, hi, depth, separator):
+def next_token_counts(tokens, table, pointer_bytes, width, lo, hi, depth, separator):
     """Exact next-token distribution of the suffixes at ranks [lo, hi), which share a ``depth``-token prefix.
 
     Within the range the suffixes are sorted by their next token, so each distinct next token is one
@@ -159,7 +222,7 @@ def next_token_counts(tokens, table, ratio, width, lo, hi, depth, separator):
     ends = 0
     r = lo
     while r < hi:
-        pos = _position(table, ratio, width, r) + depth
+        pos = _position(table, pointer_bytes, width, r) + depth
         if pos >= n or tokens[pos] == separator:
             token_key = np.int64(-1) if pos >= n else _key(tokens[pos], width)
         else:
@@ -171,7 +234,7 @@ def next_token_counts(tokens, table, ratio, width, lo, hi, depth, separator):
             probe = last + step
             if probe >= hi:
                 break
-            ppos = _position(table, ratio, width, probe) + depth
+            ppos = _position(table, pointer_bytes, width, probe) + depth
             pkey = np.int64(-1) if ppos >= n else _key(tokens[ppos], width)
             if pkey != token_key:
                 break
@@ -180,7 +243,7 @@ def next_token_counts(tokens, table, ratio, width, lo, hi, depth, separator):
         a, b = last + 1, min(last + step, hi)  # run ends in [a, b]
         while a < b:
             mid = (a + b) >> 1
-            mpos = _position(table, ratio, width, mid) + depth
+            mpos = _position(table, pointer_bytes, width, mid) + depth
             mkey = np.int64(-1) if mpos >= n else _key(tokens[mpos], width)
             if mkey == token_key:
                 a = mid + 1
@@ -204,52 +267,89 @@ def next_token_counts(tokens, table, ratio, width, lo, hi, depth, separator):
 
 
 @njit(cache=True)
-def longest_matches(tokens, table, ratio, width, keys):
-    """For each start i, the length of the longest prefix of ``keys[i:]`` that occurs in the shard,
-    and its number of occurrences.
+def longest_matches(tokens, table, pointer_bytes, width, ids, bounds, out_lengths, out_counts):
+    """For each query and each start i in it, the length of the longest prefix of the query from i that
+    occurs in the shard and its number of occurrences, written at ``out_*[bounds[q] + i]``.
 
     Uses that the match ending at start i+1 reaches at least as far as the one at i: each start first
     re-finds the known part in one search, then extends one token at a time inside the current range.
-    Total work O(len(keys) x log n) plus the extensions.
+    Total work O(query length x log n) plus the extensions.
     """
-    m = keys.shape[0]
     n = tokens.shape[0]
-    lengths = np.zeros(m, dtype=np.int64)
-    counts = np.zeros(m, dtype=np.int64)
-    known = 0
-    for i in range(m):
-        if known > 0:
-            lo, hi = _range(tokens, table, ratio, width, keys, i, known, 0, n)
-        else:
-            lo, hi = 0, n
-        length = known
-        while i + length < m:
-            nlo, nhi = _range_one(tokens, table, ratio, width, keys[i + length], length, lo, hi)
-            if nlo >= nhi:
-                break
-            lo, hi = nlo, nhi
-            length += 1
-        lengths[i] = length
-        counts[i] = hi - lo if length > 0 else 0
-        known = length - 1 if length > 0 else 0
-    return lengths, counts
+    keys = token_keys(ids, width)
+    for q in range(bounds.shape[0] - 1):
+        end = bounds[q + 1]
+        known = 0
+        for i in range(bounds[q], end):
+            if known > 0:
+                lo, hi = _range(tokens, table, pointer_bytes, width, keys, i, known, 0, n)
+            else:
+                lo, hi = 0, n
+            length = known
+            while i + length < end:
+                nlo, nhi = _range_one(tokens, table, pointer_bytes, width, keys[i + length], length, lo, hi)
+                if nlo >= nhi:
+                    break
+                lo, hi = nlo, nhi
+                length += 1
+            out_lengths[i] = length
+            out_counts[i] = hi - lo if length > 0 else 0
+            known = length - 1 if length > 0 else 0
 
 
 @njit(cache=True)
-def _token_at(tokens, table, ratio, width, rank, depth):
-    pos = _position(table, ratio, width, rank) + depth
+def longest_occurring_suffixes(tokens, table, pointer_bytes, width, ids, bounds, known):
+    """Raises ``known[q]`` (a suffix length of query q known to occur somewhere, 0 at first) to the
+    longest suffix of the query that occurs in this shard, when that is longer. Bisection: a suffix
+    occurs only if every shorter one does, so "occurs here, or is no longer than known" flips once."""
+    n = tokens.shape[0]
+    keys = token_keys(ids, width)
+    for q in range(bounds.shape[0] - 1):
+        end = bounds[q + 1]
+        too_long = end - bounds[q] + 1  # no suffix is this long
+        while too_long - known[q] > 1:
+            mid = (known[q] + too_long) >> 1
+            lo, hi = _range(tokens, table, pointer_bytes, width, keys, end - mid, mid, 0, n)
+            if hi > lo:
+                known[q] = mid
+            else:
+                too_long = mid
+
+
+@njit(cache=True)
+def ngram_counts(tokens, table, pointer_bytes, width, ids, starts, lengths, next_ids, counts):
+    """Adds to ``counts[0, q]`` the occurrences of prompt q (every position for the empty prompt,
+    separators included: the caller replaces that) and to ``counts[1, q]`` those of prompt q followed
+    by ``next_ids[q]``, found inside the prompt's rank range."""
+    n = tokens.shape[0]
+    keys = token_keys(ids, width)
+    next_keys = token_keys(next_ids, width)
+    for q in range(starts.shape[0]):
+        if lengths[q] > 0:
+            lo, hi = _range(tokens, table, pointer_bytes, width, keys, starts[q], lengths[q], 0, n)
+        else:
+            lo, hi = 0, n
+        counts[0, q] += hi - lo
+        if hi > lo:
+            nlo, nhi = _range_one(tokens, table, pointer_bytes, width, next_keys[q], lengths[q], lo, hi)
+            counts[1, q] += nhi - nlo
+
+
+@njit(cache=True)
+def _token_at(tokens, table, pointer_bytes, width, rank, depth):
+    pos = _position(table, pointer_bytes, width, rank) + depth
     if pos >= tokens.shape[0]:
         return np.int64(-1)
     return _key(tokens[pos], width)
 
 
 @njit(cache=True)
-def _range_one(tokens, table, ratio, width, key, depth, lo, hi):
+def _range_one(tokens, table, pointer_bytes, width, key, depth, lo, hi):
     """Within [lo, hi) (suffixes sharing ``depth`` tokens), the sub-range whose next token is ``key``."""
     a, b = lo, hi
     while a < b:
         mid = (a + b) >> 1
-        if _token_at(tokens, table, ratio, width, mid, depth) < key:
+        if _token_at(tokens, table, pointer_bytes, width, mid, depth) < key:
             a = mid + 1
         else:
             b = mid
@@ -257,18 +357,8 @@ def _range_one(tokens, table, ratio, width, key, depth, lo, hi):
     b = hi
     while a < b:
         mid = (a + b) >> 1
-        if _token_at(tokens, table, ratio, width, mid, depth) <= key:
+        if _token_at(tokens, table, pointer_bytes, width, mid, depth) <= key:
             a = mid + 1
         else:
             b = mid
     return first, a
-
-
-@njit(cache=True)
-def count_ids(tokens, table, ratio, width, ids):
-    """Occurrences of one query given as token ids (the single-query fast path: one compiled call)."""
-    keys = np.empty(ids.shape[0], dtype=np.int64)
-    for k in range(ids.shape[0]):
-        keys[k] = _key(ids[k], width)
-    lo, hi = _range(tokens, table, ratio, width, keys, 0, keys.shape[0], 0, tokens.shape[0])
-    return hi - lo

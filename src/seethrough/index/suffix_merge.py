@@ -32,7 +32,7 @@ MIN_PART_BYTES = 1 << 20
 OVERLAP_BYTES = 1 << 20
 
 
-def sort_in_parts(data: np.ndarray, tokens: np.ndarray, width: int, ratio: int, code, threads: int, *,
+def sort_in_parts(data: np.ndarray, tokens: np.ndarray, width: int, pointer_bytes: int, code, threads: int, *,
                   min_part: int | None = None, overlap: int | None = None) -> np.ndarray | None:
     """The packed table of ``data``, sorted in parts on ``threads`` threads and merged; None when a
     repeat longer than the overlap crosses a cut (then sort the shard whole)."""
@@ -76,11 +76,11 @@ def sort_in_parts(data: np.ndarray, tokens: np.ndarray, width: int, ratio: int, 
         if not all(list(pool.map(sort_part, range(parts)))):
             return None
         slices = _output_slices(data, positions, bounds, threads)
-        out = np.empty(count * ratio, dtype=np.uint8)
+        out = np.empty(count * pointer_bytes, dtype=np.uint8)
 
         def merge_slice(j: int) -> None:
             _merge(data, positions, keys, slices[j], slices[j + 1], out, int(slices[j].sum() - bounds[:-1].sum()),
-                   ratio)
+                   pointer_bytes)
 
         list(pool.map(merge_slice, range(len(slices) - 1)))
     return out
@@ -239,7 +239,7 @@ def _keep_code_starts(suffixes, bits, before, first_token, limit, width, positio
 
 
 @njit(cache=True, nogil=True)
-def _merge(data, positions, keys, begin, end, out, rank, ratio):
+def _merge(data, positions, keys, begin, end, out, rank, pointer_bytes):
     """Merge ``positions[begin[k]:end[k]]`` of every part into ``out`` from ``rank`` on, packed."""
     parts = begin.shape[0]
     n = data.shape[0]
@@ -263,8 +263,8 @@ def _merge(data, positions, keys, begin, end, out, rank, ratio):
         if best == -1:
             return
         v = positions[head[best]]
-        base = rank * ratio
-        for b in range(ratio):
+        base = rank * pointer_bytes
+        for b in range(pointer_bytes):
             out[base + b] = (v >> (8 * b)) & 0xFF
         head[best] += 1
         rank += 1

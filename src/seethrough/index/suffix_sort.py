@@ -19,10 +19,10 @@ import numpy as np
 MIN_PARALLEL_BYTES = 64 << 20
 
 
-def sort_suffixes(data: np.ndarray, width: int, ratio: int, threads: int, *, encoded: bool = True,
+def sort_suffixes(data: np.ndarray, width: int, pointer_bytes: int, threads: int, *, encoded: bool = True,
                   min_parallel: int | None = None, min_part: int | None = None,
                   overlap: int | None = None) -> np.ndarray:
-    """The packed table (``ratio`` little-endian bytes per token-aligned suffix) of the token file
+    """The packed table (``pointer_bytes`` little-endian bytes per token-aligned suffix) of the token file
     ``data`` (uint8, ``width`` bytes per token), sorted on up to ``threads`` threads.
 
     ``encoded=False`` (or a shard the code cannot cover) sorts the raw bytes (the reference order the tests compare against);
@@ -38,10 +38,10 @@ def sort_suffixes(data: np.ndarray, width: int, ratio: int, threads: int, *, enc
     if threads > 1 and data.shape[0] >= min_parallel:
         from .suffix_merge import sort_in_parts
 
-        table = sort_in_parts(data, tokens, width, ratio, code, threads, min_part=min_part, overlap=overlap)
+        table = sort_in_parts(data, tokens, width, pointer_bytes, code, threads, min_part=min_part, overlap=overlap)
         if table is not None:
             return table
-    return pack_positions(sort_whole(data, tokens, width, code), ratio)
+    return pack_positions(sort_whole(data, tokens, width, code), pointer_bytes)
 
 
 def sort_whole(data: np.ndarray, tokens: np.ndarray, width: int, code) -> np.ndarray:
@@ -70,10 +70,10 @@ def sort_whole(data: np.ndarray, tokens: np.ndarray, width: int, code) -> np.nda
     return positions
 
 
-def pack_positions(positions: np.ndarray, ratio: int) -> np.ndarray:
-    """``ratio`` little-endian bytes per position, one after another: infini-gram's ``table``."""
-    base = 4 if ratio <= 4 else 8
+def pack_positions(positions: np.ndarray, pointer_bytes: int) -> np.ndarray:
+    """``pointer_bytes`` little-endian bytes per position, one after another: infini-gram's ``table``."""
+    base = 4 if pointer_bytes <= 4 else 8
     wide = positions.astype(f"<u{base}").view(np.uint8)
-    if ratio == base:
+    if pointer_bytes == base:
         return wide
-    return np.ascontiguousarray(wide.reshape(-1, base)[:, :ratio]).reshape(-1)
+    return np.ascontiguousarray(wide.reshape(-1, base)[:, :pointer_bytes]).reshape(-1)
