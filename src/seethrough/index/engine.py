@@ -619,12 +619,10 @@ class IndexedCorpus:
     def _ngram_probs(self, prompts: _Queries, next_ids: np.ndarray, suffix: np.ndarray) -> list[NgramProb]:
         """For each prompt, the n-gram probability of its next id after the prompt's last ``suffix`` tokens."""
         counts = np.zeros((2, len(next_ids)), dtype=np.int64)  # occurrences of the suffix, and of suffix + next
-        if len(next_ids):
-            starts = prompts.bounds[1:] - suffix
-            for ix in self.shard_indexes:
-                _kernels().ngram_counts(ix.shard.tokens, ix.table, ix.pointer_bytes, ix.width, prompts.ids, starts,
-                                        suffix, next_ids, counts)
-            counts[0, suffix == 0] = self.num_tokens  # the empty prompt "occurs" once per token
+        starts = prompts.bounds[1:] - suffix
+        for ix in self.shard_indexes:
+            _kernels().ngram_counts(ix.shard.tokens, ix.table, ix.pointer_bytes, ix.width, ix.shard.documents,
+                                    prompts.ids, starts, suffix, next_ids, counts)
         return [NgramProb(prompt_count, count, count / prompt_count if prompt_count else -1.0, length)
                 for prompt_count, count, length in zip(counts[0].tolist(), counts[1].tolist(), suffix.tolist())]
 

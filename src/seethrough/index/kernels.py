@@ -317,19 +317,20 @@ def longest_occurring_suffixes(tokens, table, pointer_bytes, width, ids, bounds,
 
 
 @njit(cache=True)
-def ngram_counts(tokens, table, pointer_bytes, width, ids, starts, lengths, next_ids, counts):
-    """Adds to ``counts[0, q]`` the occurrences of prompt q (every position for the empty prompt,
-    separators included: the caller replaces that) and to ``counts[1, q]`` those of prompt q followed
-    by ``next_ids[q]``, found inside the prompt's rank range."""
+def ngram_counts(tokens, table, pointer_bytes, width, documents, ids, starts, lengths, next_ids, counts):
+    """Adds to ``counts[0, q]`` the occurrences of prompt q and to ``counts[1, q]`` those of prompt q
+    followed by ``next_ids[q]``, found inside the prompt's rank range. The empty prompt occurs once per
+    token: every position but the shard's ``documents`` separators."""
     n = tokens.shape[0]
     keys = token_keys(ids, width)
     next_keys = token_keys(next_ids, width)
     for q in range(starts.shape[0]):
         if lengths[q] > 0:
             lo, hi = _range(tokens, table, pointer_bytes, width, keys, starts[q], lengths[q], 0, n)
+            counts[0, q] += hi - lo
         else:
             lo, hi = 0, n
-        counts[0, q] += hi - lo
+            counts[0, q] += n - documents
         if hi > lo:
             nlo, nhi = _range_one(tokens, table, pointer_bytes, width, next_keys[q], lengths[q], lo, hi)
             counts[1, q] += nhi - nlo
