@@ -224,3 +224,141 @@ def test_uint32_corpus(tmp_path):
     assert [plain.count(q) for q in queries] == [brute_count(token_docs, q) for q in queries]
     for prompt in ([token_docs[0][0]], token_docs[1][:2]):
         assert corpus.ntd(prompt).counts == _brute_next(token_docs, prompt)[0]
+
+
+# ---- batched forms against brute force, on random corpora ---------------------------------------------
+def _ngram_table(token_docs, longest):
+    """Plain scan: every n-gram up to ``longest`` tokens inside a document -> (occurrences, documents)."""
+    occurrences, documents = Counter(), Counter()
+    for d in token_docs:
+        seen = set()
+        for i in range(len(d)):
+            for n in range(1, min(longest, len(d) - i) + 1):
+                gram = tuple(d[i:i + n])
+                occurrences[gram] += 1
+                seen.add(gram)
+        documents.update(seen)
+    return occurrences, documents
+
+
+@pytest.fixture(scope="module", params=[7, 8])
+def random_corpus(request, tmp_path_factory):
+    """Random documents over few words (so long repeats occur), several shards, and their n-gram table."""
+    from conftest import WORDS, word_tokenizer, write_jsonl
+    from seethrough import build_corpus, build_index, open_corpus
+    from seethrough.corpus import CorpusBuildConfig
+
+    rng = random.Random(request.param)
+    root = tmp_path_factory.mktemp(f"random{request.param}")
+    words = WORDS[:5] + ["日本", "😀"]
+    docs = [" ".join(rng.choices(words, k=rng.randint(0, 40))) for _ in range(250)]
+    write_jsonl(root / "d.jsonl", docs)
+    build_corpus([root / "d.jsonl"], word_tokenizer(root / "tok.json"), root / "c", CorpusBuildConfig(shard_tokens=1500))
+    build_index(root / "c")
+    corpus = open_corpus(root / "c")
+    assert len(corpus.corpus.shards) >= 3
+    token_docs = [corpus.tokenizer.encode(d) for d in docs]
+    return corpus, token_docs, _ngram_table(token_docs, max(map(len, token_docs)))  # every n-gram there is
+
+
+def _mixed_queries(token_docs, vocab, rng, n):
+    """Cut from documents (occur), random ids (mostly do not), and every one-token query of the vocabulary."""
+    docs = [d for d in token_docs if d]
+    queries = [[t] for t in range(vocab)]
+    while len(queries) < n:
+        if rng.random() < 0.6:
+            d = rng.choice(docs)
+            length = rng.randint(1, min(16, len(d)))
+            start = rng.randrange(len(d) - length + 1)
+            queries.append(d[start:start + length])
+        else:
+            queries.append([rng.randrange(vocab) for _ in range(rng.randint(1, 16))])
+    return queries
+
+
+def test_count_doc_freq_find_many_match_brute_force(random_corpus):
+    corpus, token_docs, (occurrences, documents) = random_corpus
+    queries = _mixed_queries(token_docs, corpus.corpus.vocab_size, random.Random(1), 600)
+    counts = [occurrences[tuple(q)] for q in queries]
+    assert 0 in counts and max(counts) > 100 and any(len(q) == 1 and c == 0 for q, c in zip(queries, counts))
+    assert corpus.count_many(queries) == counts
+    assert corpus.count_many(queries[:100]) == counts[:100]  # under the parallel threshold
+    assert corpus.doc_freq_many(queries) == [documents[tuple(q)] for q in queries]
+    found = corpus.find_many(queries[:150], limit=3, context=2)
+    for q, result in zip(queries[:150], found):
+        places = brute_occurrences(token_docs, q)
+        assert (result.count, result.ids) == (len(places), q)
+        assert [(m.doc, m.position) for m in result.matches] == places[:3]
+
+
+def test_uncompiled_count_many_matches_brute_force(random_corpus):
+    """compiled=False: the byte search answers batches too."""
+    from seethrough.index import IndexedCorpus
+
+    corpus, token_docs, (occurrences, _) = random_corpus
+    plain = IndexedCorpus(corpus.corpus, compiled=False)
+    queries = _mixed_queries(token_docs, corpus.corpus.vocab_size, random.Random(2), 300)
+    assert plain.count_many(queries) == [occurrences[tuple(q)] for q in queries]
+
+
+def test_count_many_of_20000_short_queries(random_corpus):
+    """Issue 15: the per-query token limit is per query, not over the flattened batch."""
+    corpus, token_docs, (occurrences, _) = random_corpus
+    queries = _mixed_queries(token_docs, corpus.corpus.vocab_size, random.Random(3), 20_000)
+    assert sum(map(len, queries)) > corpus.max_query_tokens
+    assert corpus.count_many(queries) == [occurrences[tuple(q)] for q in queries]
+
+
+def _brute_prob(token_docs, occurrences, prompt, next_id):
+    total = sum(len(d) for d in token_docs)
+    prompt_count = occurrences[tuple(prompt)] if prompt else total
+    count = occurrences[tuple(prompt) + (next_id,)]
+    return prompt_count, count, count / prompt_count if prompt_count else -1.0
+
+
+def test_prob_many_and_infgram_prob_many_match_brute_force(random_corpus):
+    corpus, token_docs, (occurrences, _) = random_corpus
+    rng = random.Random(4)
+    vocab = corpus.corpus.vocab_size
+    pairs = [([], t) for t in range(vocab)]  # the empty prompt: unigram probabilities
+    for q in _mixed_queries(token_docs, vocab, rng, 400)[vocab:]:
+        prefix = [rng.randrange(vocab) for _ in range(rng.randint(0, 3))]  # often makes the prompt not occur
+        pairs.append(((prefix + q)[:15], rng.randrange(vocab)))
+    ngram = corpus.prob_many(pairs)
+    infgram = corpus.infgram_prob_many(pairs)
+    for (prompt, next_id), p, q in zip(pairs, ngram, infgram):
+        assert (p.prompt_count, p.count, p.prob, p.suffix_len) == (*_brute_prob(token_docs, occurrences, prompt, next_id),
+                                                                   len(prompt))
+        suffix = max(k for k in range(len(prompt) + 1) if k == 0 or occurrences[tuple(prompt[len(prompt) - k:])])
+        backed_off = prompt[len(prompt) - suffix:]
+        assert (q.prompt_count, q.count, q.prob, q.suffix_len) == (
+            *_brute_prob(token_docs, occurrences, backed_off, next_id), suffix)
+    assert any(p.prob == -1.0 for p in ngram) and any(q.suffix_len < len(pr) for (pr, _), q in zip(pairs, infgram))
+    assert any(0 < q.prob < 1 for q in infgram)
+
+
+def test_longest_matches_many_match_brute_force(random_corpus):
+    corpus, token_docs, (occurrences, _) = random_corpus
+    rng = random.Random(5)
+    vocab = corpus.corpus.vocab_size
+    queries = [[t] for t in range(vocab)]  # one-token queries, some tokens never in the corpus
+    for _ in range(40):
+        query = []
+        for _ in range(rng.randint(1, 4)):
+            d = rng.choice([d for d in token_docs if len(d) > 5])
+            s = rng.randrange(len(d) - 3)
+            query += d[s:s + rng.randint(1, 12)] + [rng.randrange(vocab)]
+        queries.append(query)
+
+    def brute(query):
+        lengths = []
+        for i in range(len(query)):
+            n = 0
+            while i + n < len(query) and occurrences[tuple(query[i:i + n + 1])]:
+                n += 1
+            lengths.append(n)
+        return lengths, [occurrences[tuple(query[i:i + n])] if n else 0 for i, n in enumerate(lengths)]
+
+    results = corpus.longest_matches_many(queries)
+    assert results == [brute(q) for q in queries]
+    assert any(0 in lengths for lengths, _ in results) and max(max(lengths) for lengths, _ in results) >= 8

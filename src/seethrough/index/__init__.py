@@ -3,9 +3,11 @@
 Public API:
 
 - :func:`build_index` (``seethrough index build``)
-- :func:`open_corpus` -> :class:`IndexedCorpus` with ``count``, ``count_many``, ``doc_freq``, ``find``,
-  ``ntd``, ``prob``, ``infgram_prob``, ``longest_matches``, ``maximal_spans``, ``search`` (boolean) and
-  their ``*_many`` batched forms, plus ``document(i)``
+- :func:`open_corpus` -> :class:`IndexedCorpus` with ``count``, ``doc_freq``, ``find``, ``prob``,
+  ``infgram_prob`` and ``longest_matches``, each with its batched form (``count_many``, ...; the
+  single form is the batch of one), plus ``ntd``, ``positions``, ``maximal_spans``, ``search``
+  (boolean) and ``document(i)``
+- :func:`parse_boolean_query`: ``"a b AND c OR d"`` -> the clauses ``search`` takes
 - :func:`verify` (``seethrough corpus verify``): corpus and index files re-hashed
 
 The index serves any corpus: it knows nothing of training or auditing.
@@ -16,7 +18,7 @@ from typing import Any
 
 from .build import build_index, check_index
 from .engine import (BooleanResult, FindResult, IndexedCorpus, Match, NextTokenDistribution, NgramProb, Span,
-                     open_corpus)
+                     open_corpus, parse_boolean_query)
 
 
 def verify(path: str | Path) -> dict[str, Any]:
@@ -34,4 +36,4 @@ def verify(path: str | Path) -> dict[str, Any]:
 
 
 __all__ = ["BooleanResult", "FindResult", "IndexedCorpus", "Match", "NextTokenDistribution", "NgramProb", "Span",
-           "build_index", "check_index", "open_corpus", "verify"]
+           "build_index", "check_index", "open_corpus", "parse_boolean_query", "verify"]

@@ -10,10 +10,10 @@ forms (``count_many`` and friends) called with one query, so each has one implem
 studies that send tens of thousands of queries pay one compiled loop per shard, not one Python
 call per query. ``ntd``, ``positions``, ``maximal_spans`` and ``search`` answer one query at a time.
 
-Where a query's suffixes lie in a shard's table (its rank range) is found in one place,
-``IndexedCorpus._rank_ranges``: by the compiled kernels, or with ``compiled=False`` by the
-plain-Python byte search, which skips numba's start-up (for one-off commands such as one
-``seethrough count``; the other queries load the kernels either way).
+Where a query's suffixes lie in a shard's table (its rank range), and so its count, is found by
+the compiled kernels' one binary search (``kernels._range``), or with ``compiled=False`` by the
+plain-Python byte search, which skips numba's start-up: for one-off commands such as one
+``seethrough count`` (the other queries load the kernels either way).
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def _kernels():
     from . import kernels
 
     return kernels
+
 
 @dataclass
 class Match:
@@ -374,9 +375,9 @@ class IndexedCorpus:
             raise QueryError(f"query {reprlib.repr(query)} is neither text nor a list of token ids")
         for value in query:
             if not _is_token_id(value):
-                if isinstance(value, (str, float, complex, np.generic)) or value is None:
-                    raise QueryError(f"token id {value!r} is not an integer; give token ids as whole numbers, "
-                                     "or the query as text")
+                if isinstance(value, (bool, str, bytes, float, complex, np.generic)) or value is None:
+                    raise QueryError(f"token id {value!r} is not an integer ({type(value).__name__}); give token "
+                                     "ids as whole numbers, or the query as text")
                 raise QueryError(f"query {reprlib.repr(query)} is neither text nor a list of token ids")
         return list(query)
 
