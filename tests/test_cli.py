@@ -47,7 +47,7 @@ def test_build_and_query_through_the_cli(tmp_path):
     assert [(m["doc"], m["position"]) for m in found["matches"]] == occurrences[:4]
     assert all(m["metadata"] == {"n": m["doc"], "source": "test"} and "snippet" in m for m in found["matches"])
 
-    spans = json.loads(run("spans", tmp_path / "c", docs[3] + " zz", "--json").stdout)
+    spans = json.loads(run("spans", tmp_path / "c", docs[3] + " [UNK]", "--json").stdout)
     assert spans["spans"][0]["start"] == 0 and spans["spans"][0]["end"] == len(token_docs[3])
     ntd = json.loads(run("ntd", tmp_path / "c", "--ids", "0", "--json").stdout)
     assert ntd["prompt_count"] == brute_count(token_docs, [0])

@@ -362,3 +362,14 @@ def test_longest_matches_many_match_brute_force(random_corpus):
     results = corpus.longest_matches_many(queries)
     assert results == [brute(q) for q in queries]
     assert any(0 in lengths for lengths, _ in results) and max(max(lengths) for lengths, _ in results) >= 8
+
+
+def test_parallel_kernels_leave_torch_threads_alone(word_corpus):
+    """numba's OpenMP layer shares libgomp with torch and made training after a batched count ~30x slower
+    (measured); the index runs its parallel kernels on numba's own workqueue threads."""
+    import numba
+
+    corpus, token_docs, _ = word_corpus
+    queries = [doc[:2] for doc in token_docs if doc][:300]  # a batch large enough for the parallel kernels
+    assert corpus.count_many(queries) == [brute_count(token_docs, q) for q in queries]
+    assert numba.threading_layer() == "workqueue"

@@ -10,6 +10,7 @@ import typer
 
 from ..corpus.build import CorpusBuildConfig
 from ..errors import QueryError
+from ..index import parse_boolean_query
 from .shared import (DATA, CorpusArg, VerifyOpt, DtypeOpt, IdsOpt, JsonOpt, TextArg, TokenizerOpt, app, config_option, console,
                      corpus_app, emit, err, escape, index_app, one_query, open_index, parse_ids, read_queries,
                      read_text_file)
@@ -265,10 +266,10 @@ def search(
     if cnf is not None:
         try:
             clauses = json.loads(cnf)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise QueryError("--cnf is not valid JSON; write it like [[[1,2],[3]],[[4]]]") from None
     else:
-        clauses = [[term.strip() for term in clause.split(" OR ")] for clause in query.split(" AND ")]  # type: ignore[union-attr]
+        clauses = parse_boolean_query(query)  # type: ignore[arg-type]
     result = index.search(clauses, window=window, limit=limit, context=context)
     if as_json:
         emit(result.to_dict())

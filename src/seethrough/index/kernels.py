@@ -19,8 +19,20 @@ Conventions shared by every kernel:
 
 from __future__ import annotations
 
+import os
+
+import numba
 import numpy as np
 from numba import njit, prange
+
+# numba's default threading layer on Linux is OpenMP, and it shares libgomp with torch: once a parallel
+# kernel here has run, every torch parallel region with a nested OpenMP call (MKL's sgemm inside CPU
+# flash attention) oversubscribes and spins: training in the same process went from ~11,000 to ~400
+# tokens/s (measured, the demo's model on 2 cores). The workqueue layer keeps numba's threads to itself.
+# A user's NUMBA_THREADING_LAYER is kept. (workqueue runs one parallel kernel at a time: a caller that
+# queries from several threads at once, a server say, serializes its calls.)
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 
 
 @njit(cache=True, inline="always")
