@@ -110,3 +110,14 @@ def world_corpus(tmp_path_factory):
     corpus = open_token_corpus(root / "corpus")
     assert len(corpus.shards) >= 3
     return root, corpus, world, docs
+
+
+@pytest.fixture(scope="session")
+def tiny_run(world_corpus, tmp_path_factory):
+    """A run of the tiny model on the world corpus: 4 steps, checkpoints at steps 0, 1, 2 and 4."""
+    from seethrough.train import train
+
+    root, _, _, _ = world_corpus
+    out = tmp_path_factory.mktemp("tiny_run") / "run"
+    train(root / "corpus", out, {"model_size": "tiny", "seq_len": 16, "batch_size": 8, "steps": 4, "threads": 1})
+    return out

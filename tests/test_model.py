@@ -16,14 +16,10 @@ from seethrough.model import (edit_layer_output, last_token_hidden_states, load_
                               transformer_layers, weights_sha256)
 
 
-@pytest.fixture(scope="module")
-def run(world_corpus, tmp_path_factory):
-    from seethrough.train import train
-
-    root, _, _, _ = world_corpus
-    out = tmp_path_factory.mktemp("model") / "run"
-    train(root / "corpus", out, {"model_size": "tiny", "seq_len": 16, "batch_size": 8, "steps": 4, "threads": 1})
-    return out
+@pytest.fixture
+def run(tiny_run):
+    """The shared tiny run (steps 0, 1, 2, 4), under the name these tests read best with."""
+    return tiny_run
 
 
 def test_a_run_resolves_to_typed_checkpoints(run):

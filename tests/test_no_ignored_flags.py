@@ -24,16 +24,6 @@ def refused(*args: str) -> str:
     return message
 
 
-@pytest.fixture(scope="module")
-def small_run(world_corpus, tmp_path_factory):
-    from seethrough.train import train
-
-    root, _, _, _ = world_corpus
-    out = tmp_path_factory.mktemp("flags") / "run"
-    train(root / "corpus", out, {"model_size": "tiny", "seq_len": 16, "batch_size": 8, "steps": 1, "threads": 1})
-    return out
-
-
 def test_flags_without_effect_are_refused(tmp_path):
     (tmp_path / "m.jsonl").write_text('{"text": "a"}\n')
     m = str(tmp_path / "m.jsonl")
@@ -51,12 +41,12 @@ def test_flags_without_effect_are_refused(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_trace_of_a_given_text_checks_the_corpus_against_the_model(small_run, world_corpus, tmp_path):
+def test_trace_of_a_given_text_checks_the_corpus_against_the_model(tiny_run, world_corpus, tmp_path):
     """With --text, TARGET is not ignored: the corpus searched must be that model's training data."""
     from seethrough import build_corpus, build_index
 
     root, _, _, docs = world_corpus
-    result = CliRunner().invoke(app, ["trace", str(small_run), "--corpus", str(root / "corpus"), "--text",
+    result = CliRunner().invoke(app, ["trace", str(tiny_run), "--corpus", str(root / "corpus"), "--text",
                                       docs[0]["text"], "--json"])
     assert result.exit_code == 0, result.output
     traced = json.loads(result.stdout)
@@ -64,16 +54,16 @@ def test_trace_of_a_given_text_checks_the_corpus_against_the_model(small_run, wo
     (tmp_path / "d.jsonl").write_text("".join(json.dumps({"text": d["text"]}) + "\n" for d in docs[:40]))
     build_corpus([tmp_path / "d.jsonl"], root / "tokenizer.json", tmp_path / "other")
     build_index(tmp_path / "other")
-    assert "is not the corpus run" in refused("trace", str(small_run), "--corpus", str(tmp_path / "other"),
+    assert "is not the corpus run" in refused("trace", str(tiny_run), "--corpus", str(tmp_path / "other"),
                                               "--text", docs[0]["text"])
 
 
-def test_the_backend_refuses_what_it_would_ignore(small_run):
+def test_the_backend_refuses_what_it_would_ignore(tiny_run):
     from types import SimpleNamespace
 
     from seethrough.evaluate.backend import SeethroughLM
 
-    folder = str(small_run / "checkpoints/step-1")
+    folder = str(tiny_run / "checkpoints/step-4")
     with pytest.raises(ModelError, match="does not take parallelize, trust_remote_code"):
         SeethroughLM(pretrained=folder, trust_remote_code=True, parallelize=True)
     with pytest.raises(ModelError, match="batch_size='auto:4'"):

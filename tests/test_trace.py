@@ -54,13 +54,14 @@ def test_novelty_against_brute_force(word_corpus):
         assert result.novelty["found_share_by_n"][str(n)] == pytest.approx(sum(map(present, grams)) / len(grams))
 
 
-def test_cli_trace_json(world_corpus, tmp_path):
+def test_cli_trace_json(world_corpus, tiny_run):
+    """With --text the model writes nothing, but TARGET names whose training data is searched (checked)."""
     root, _, world, docs = world_corpus
     canary = next(d["text"] for d in docs if d["kind"] == "canary")
-    done = subprocess.run([sys.executable, "-m", "seethrough", "trace", str(tmp_path), "--corpus", str(root / "corpus"),
+    done = subprocess.run([sys.executable, "-m", "seethrough", "trace", str(tiny_run), "--corpus", str(root / "corpus"),
                            "--text", "<unk> " + canary, "--json"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result.to_dict()["spans"][0]["start"] == 1 and result.to_dict()["spans"][0]["end"] == 21
-    assert {"doc", "position", "snippet", "bm25"} <= set(result.to_dict()["spans"][0]["documents"][0])
-    assert "found_share_by_n" in result.novelty
+    assert result["spans"][0]["start"] == 1 and result["spans"][0]["end"] == 21
+    assert {"doc", "position", "snippet", "bm25"} <= set(result["spans"][0]["documents"][0])
+    assert "found_share_by_n" in result["novelty"]
