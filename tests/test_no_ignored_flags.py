@@ -108,3 +108,21 @@ def test_verify_on_a_query_rehashes_what_the_quick_check_trusts(tmp_path):
     result = CliRunner().invoke(app, ["count", str(tmp_path / "c"), "the", "--json", "--verify"])
     assert isinstance(result.exception, CorpusError), result.output
     assert "\n" not in str(result.exception)
+
+
+def test_zero_is_a_value_given_and_single_step_options_take_one_step(tmp_path):
+    (tmp_path / "m.jsonl").write_text('{"text": "a"}\n')
+    m = str(tmp_path / "m.jsonl")
+    assert "--num-fewshot has no effect with --verify" in refused("eval", "--verify", str(tmp_path), "--num-fewshot", "0")
+    assert "--seed has no effect with --sequences" in refused("memorization", "r", "--corpus", "c", "--sequences", m,
+                                                             "--seed", "0")
+    assert "--ngram has no effect" in refused("eval", "r", "--tasks", "t", "--out", str(tmp_path / "o"), "--ngram", "5")
+    assert "give --step S" in refused("seen", "r", "the")
+
+
+def test_membership_checkpoint_is_one_step_and_threads_are_checked(tiny_run, world_corpus):
+    root, _, _, _ = world_corpus
+    assert "takes one step" in refused("membership", str(tiny_run), "--corpus", str(root / "corpus"), "a b",
+                                       "--checkpoint", "all")
+    assert "--threads 0" in refused("membership", str(tiny_run), "--corpus", str(root / "corpus"), "a b",
+                                    "--threads", "0")

@@ -16,8 +16,8 @@ Heavy modules load on first use, so ``import seethrough`` stays cheap.
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .errors import (CorpusError, IndexNotBuiltError, InputError, QueryError, SeethroughError,
-                     TokenizerError)
+from .errors import (ConfigError, CorpusError, IndexNotBuiltError, InputError, ModelError, QueryError, RunError,
+                     SeethroughError, TokenizerError)
 
 if TYPE_CHECKING:
     from .corpus import CorpusBuildConfig, build_corpus, open_token_corpus
@@ -41,5 +41,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'seethrough' has no attribute {name!r}")
 
 
-__all__ = ["CorpusError", "IndexNotBuiltError", "InputError", "QueryError", "SeethroughError", "TokenizerError",
+__all__ = ["ConfigError", "CorpusError", "IndexNotBuiltError", "InputError", "ModelError", "QueryError", "RunError",
+           "SeethroughError", "TokenizerError",
            "__version__", *_LAZY]

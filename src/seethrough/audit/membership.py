@@ -41,6 +41,9 @@ def token_scores(model: Any, texts_ids: list[list[int]], bos: int | None, batch_
     """One forward pass per text (batched by equal length, so no padding changes a score)."""
     import torch
 
+    from ..model.generation import model_device
+
+    device = model_device(model)
     out: list[TokenScores | None] = [None] * len(texts_ids)
     by_length: dict[int, list[int]] = {}
     for i, ids in enumerate(texts_ids):
@@ -52,7 +55,7 @@ def token_scores(model: Any, texts_ids: list[list[int]], bos: int | None, batch_
             for start in range(0, len(indexes), batch_size):
                 chosen = indexes[start:start + batch_size]
                 rows = [([bos] if bos is not None else []) + texts_ids[i] for i in chosen]
-                ids = torch.tensor(rows, dtype=torch.long)
+                ids = torch.tensor(rows, dtype=torch.long, device=device)
                 if ids.shape[1] < 2:
                     raise QueryError("a one-token text cannot be scored by a model without a BOS token")
                 # logits at position j predict token j + 1: with a BOS every token of the text is scored
@@ -63,7 +66,7 @@ def token_scores(model: Any, texts_ids: list[list[int]], bos: int | None, batch_
                 mu = (probs * pred).sum(-1)
                 sigma = ((probs * pred * pred).sum(-1) - mu * mu).clamp_min(1e-12).sqrt()
                 for row, i in enumerate(chosen):
-                    out[i] = TokenScores(token_lp[row].numpy(), mu[row].numpy(), sigma[row].numpy())
+                    out[i] = TokenScores(token_lp[row].cpu().numpy(), mu[row].cpu().numpy(), sigma[row].cpu().numpy())
     return out  # type: ignore[return-value]
 
 
@@ -269,6 +272,9 @@ class MembershipAuditor:
 
         if index.tokenizer is None:
             raise QueryError(f"{index.path} has no tokenizer; membership needs text")
+        if checkpoint is not None and not (checkpoint == "last" or (checkpoint.isascii() and checkpoint.isdigit())):
+            raise QueryError(f"--checkpoint {checkpoint!r} takes one step (or last); memorization and eval take "
+                             "several with --checkpoints")
         resolved = target if isinstance(target, ModelTarget) else resolve_target(target, checkpoint)
         resolved.check_corpus(index)
         self.index, self.k, self.checkpoint = index, k, resolved.last

@@ -117,9 +117,9 @@ def trace(index: Any, ids: list[int], settings: TraceSettings | None = None) -> 
     if not ids:
         raise QueryError("nothing to trace: the text encodes to no tokens")
     if settings.min_length < 1 or settings.docs_per_span < 0 or settings.context < 0 or settings.novelty_max_n < 1 \
-            or not 0 < settings.span_density <= 1:
+            or not 0 < settings.span_density <= 1 or (settings.max_count is not None and settings.max_count < 1):
         raise QueryError("trace settings out of range: --min-length and --novelty-max-n at least 1, --docs-per-span "
-                         "and --context at least 0, --span-density in (0, 1]")
+                         "and --context at least 0, --span-density in (0, 1], --max-count at least 1")
     lengths, counts = index.longest_matches(ids)  # once: for the spans and for the novelty curve
     spans = [s for s in index.spans_of_matches(ids, lengths, counts, settings.min_length)
              if settings.max_count is None or s.count <= settings.max_count]

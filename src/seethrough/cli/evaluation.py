@@ -56,6 +56,8 @@ def eval_command(
         return
     if target is None or not tasks or out is None:
         raise QueryError("give the model (RUN or MODEL folder), --tasks and --out (or --verify RESULTS)")
+    if corpus is None:
+        refuse_together("no --corpus (contamination is checked against the corpus)", {"--ngram": ngram})
     names = [t.strip() for t in tasks.split(",") if t.strip()]
     resolved = resolve_target(target, checkpoints)
     index = open_index(corpus) if corpus is not None else None

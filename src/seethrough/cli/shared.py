@@ -74,7 +74,7 @@ def emit(value: dict[str, Any]) -> None:
 
 def refuse_together(chosen: str, given: dict[str, Any]) -> None:
     """A one-line error if any of ``given`` (flag -> value, None when not given) was set beside ``chosen``."""
-    extra = [flag for flag, value in given.items() if value not in (None, False)]
+    extra = [flag for flag, value in given.items() if value is not None and value is not False]  # 0 is given
     if extra:
         raise QueryError(f"{', '.join(extra)} {'has' if len(extra) == 1 else 'have'} no effect with {chosen}; "
                          "leave them out")

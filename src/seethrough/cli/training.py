@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ..errors import QueryError
 from ..train.config import TrainConfig
 from .shared import TRAINING, JsonOpt, app, config_option, console, emit, err, escape, one_query
 
@@ -114,7 +115,7 @@ def batch(
 def seen(
     run: RunArg,
     text: Annotated[Optional[str], typer.Argument(help="The n-gram, encoded with the run's tokenizer.")] = None,
-    step: Annotated[int, typer.Option("--step", help="Count what was seen before this step (steps 0..S-1).")] = 0,
+    step: Annotated[Optional[int], typer.Option("--step", help="Count what was seen before this step (steps 0..S-1); required.")] = None,
     ids: Annotated[Optional[str], typer.Option("--ids", help='Token ids instead of text: "1 2 3".')] = None,
     corpus: CorpusOpt = None,
     planned: Annotated[bool, typer.Option("--planned", help="Answer for steps the run is configured to train but has not reached yet (the planned order, labelled as such); by default such steps are refused.")] = False,
@@ -124,6 +125,8 @@ def seen(
     from ..audit.seen import seen_before
     from ..train.run import open_run
 
+    if step is None:  # before step 0 nothing was seen: a default would answer 0 whatever the text
+        raise QueryError("give --step S: what was seen before step S (a checkpoint's step, e.g. the run's last)")
     result = seen_before(open_run(run, corpus), one_query(text, ids), step, planned=planned)
     if as_json:
         emit(result.to_dict())

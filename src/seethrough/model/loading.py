@@ -45,6 +45,8 @@ def load_model(source: Any, device: str = "cpu", dtype: str = "float32", threads
     from .._threads import default_threads
 
     checkpoint = source if isinstance(source, Checkpoint) else Checkpoint(Path(source))
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ModelError(f"--threads {threads!r}: give at least 1 CPU thread, or leave it out for the default")
     if dtype not in DTYPES:
         raise ModelError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     where = resolve_device(device)
