@@ -66,3 +66,10 @@ def test_audit_settings_out_of_range(corpus, tiny_run, world_corpus):
     assert "--prompt-len" in refused(root, "memorization", tiny_run, "--corpus", root / "corpus", "--prompt-len", "x")
     assert "--checkpoints" in refused(root, "memorization", tiny_run, "--corpus", root / "corpus", "--checkpoints", "9")
     assert "--k" in refused(root, "membership", tiny_run, "--corpus", root / "corpus", "a b", "--k", "0")
+
+
+def test_lone_surrogates_and_ntd_top(corpus, tmp_path):
+    c = corpus / "c"
+    (tmp_path / "s.jsonl").write_text('{"text": "the \\ud800 dog"}\n')
+    assert "lone surrogate" in refused(corpus, "count", c, "--queries", tmp_path / "s.jsonl")
+    assert "--top 0" in refused(corpus, "ntd", c, "the", "--top", "0")

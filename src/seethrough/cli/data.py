@@ -194,6 +194,8 @@ def ntd(
     tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, verify: VerifyOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Exact next-token distribution after a prompt (no sampling, no support cap)."""
+    if top < 1:
+        raise QueryError(f"--top {top}: print at least 1 next token (--json lists them all)")
     index = open_index(corpus, tokenizer, token_dtype, verify=verify)
     prompt = parse_ids(ids) if ids is not None else (text or "")
     result = index.ntd(prompt)

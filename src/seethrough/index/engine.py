@@ -32,7 +32,7 @@ from typing import Any, NamedTuple, Union
 import numpy as np
 
 from ..corpus.store import Document, Shard, TokenCorpus, map_file, open_token_corpus
-from ..errors import IndexNotBuiltError, QueryError
+from ..errors import CorpusError, IndexNotBuiltError, QueryError
 from .build import check_index, pointer_bytes
 
 Query = Union[str, Sequence[int], np.ndarray]
@@ -308,6 +308,11 @@ class IndexedCorpus:
 
     def _encode_text(self, text: str) -> np.ndarray:
         tok = self.corpus.require_tokenizer()
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:  # a lone surrogate: a non-UTF-8 argument, or "\ud800" in JSON
+            raise QueryError(f"the query text holds {text[error.start:error.end]!r} at character {error.start}, which "
+                             "is not a character (a lone surrogate or undecodable byte); give valid UTF-8 text") from None
         ids = tok.encode(text)
         unknown = self._unknown_token
         if unknown is not None and unknown[0] in ids:
@@ -790,7 +795,10 @@ def open_corpus(path: str | Path, tokenizer: str | Path | None = None, token_dty
     numba start-up, so faster for one count, slower for batches.
     """
     corpus = open_token_corpus(path, tokenizer=tokenizer, token_dtype=token_dtype)
-    if verify and not corpus.foreign:
+    if verify and corpus.foreign:
+        raise CorpusError(f"{path} is an infini-gram folder, which records no hashes: --verify cannot check it; "
+                          "leave --verify out")
+    if verify:
         corpus.verify()
     return IndexedCorpus(corpus, verify_hashes=verify, compiled=compiled)
 
