@@ -157,27 +157,6 @@ def find_ranges_parallel(tokens, table, pointer_bytes, width, ids, bounds, order
 
 
 @njit(cache=True)
-def count_matches(tokens, table, pointer_bytes, width, ids, bounds, counts):
-    """Adds to ``counts[q]`` the occurrences of every query in the shard (:func:`find_ranges`, counted)."""
-    n = tokens.shape[0]
-    keys = token_keys(ids, width)
-    for q in range(bounds.shape[0] - 1):
-        lo, hi = _range(tokens, table, pointer_bytes, width, keys, bounds[q], bounds[q + 1] - bounds[q], 0, n)
-        counts[q] += hi - lo
-
-
-@njit(cache=True, parallel=True)
-def count_matches_parallel(tokens, table, pointer_bytes, width, ids, bounds, order, counts):
-    """:func:`count_matches` on every core, visiting the queries in ``order``."""
-    n = tokens.shape[0]
-    keys = token_keys(ids, width)
-    for k in prange(order.shape[0]):
-        q = order[k]
-        lo, hi = _range(tokens, table, pointer_bytes, width, keys, bounds[q], bounds[q + 1] - bounds[q], 0, n)
-        counts[q] += hi - lo
-
-
-@njit(cache=True)
 def positions(table, pointer_bytes, width, lo, hi):
     """Token indices of the suffixes at ranks [lo, hi)."""
     out = np.empty(hi - lo, dtype=np.int64)
