@@ -36,12 +36,7 @@ def corpus_build(
 
     from ..corpus import build_corpus
 
-    if on_error not in (None, "stop", "skip"):
-        raise QueryError(f"--on-error {on_error!r}: use stop or skip")
-    for flag, value in (("--shard-tokens", shard_tokens), ("--batch-documents", batch_documents),
-                        ("--batch-chars", batch_chars)):
-        if value is not None and value < 1:
-            raise QueryError(f"{flag} {value}: give a positive number")
+    # the settings are checked by build_corpus, where CorpusBuildConfig is used
     given = {"text_field": text_field, "shard_tokens": shard_tokens, "on_error": on_error, "split": split,
              "batch_documents": batch_documents, "batch_chars": batch_chars, "overwrite": overwrite}
     config = CorpusBuildConfig(**{k: v for k, v in given.items() if v is not None})

@@ -212,8 +212,9 @@ def build_corpus(inputs: list[str | Path], tokenizer: str | Path | LoadedTokeniz
     if config.shard_tokens < 1:
         raise CorpusError(f"--shard-tokens {config.shard_tokens}: a shard holds at least 1 token; pass a positive "
                           "number (the default is 500000000)")
-    if config.batch_documents < 1 or config.batch_chars < 1:
-        raise CorpusError("batch_documents and batch_chars must be at least 1")
+    for flag, value in (("--batch-documents", config.batch_documents), ("--batch-chars", config.batch_chars)):
+        if value < 1:
+            raise CorpusError(f"{flag} {value}: a batch holds at least 1; pass a positive number")
     if config.on_error not in ("stop", "skip"):
         raise CorpusError(f"--on-error {config.on_error!r}: use stop or skip")
     if not inputs:

@@ -1,4 +1,4 @@
-"""Loading a causal LM on the device and dtype asked for, and the hash of its weights."""
+"""Loading a causal LM on the device and dtype asked for (the weights hash is in ``weights``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 
 from ..errors import ModelError
 from .target import Checkpoint
-from .weights import weights_sha256  # noqa: F401  (re-exported: the model layer's weights hash)
 
 DTYPES = ("float32", "bfloat16", "float16")
 """Weight dtypes a model may be loaded in (float32 is the default and the only one bit-exact on CPU)."""

@@ -67,10 +67,6 @@ MAY_CHANGE_ON_RESUME = ("steps", "save_every", "compile", "device", "threads", "
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
-def field_help(name: str) -> str:
-    return FIELDS[name].metadata["help"]
-
-
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The fields a TOML file sets (unknown names are an error; values are checked by ``validate``)."""
     try:
