@@ -1,4 +1,4 @@
-"""Audit commands: ``memorization``, ``membership``, ``trace``. Each resolves its MODEL through the
+"""Audit commands: ``memorization``, ``membership``, ``trace``, ``facts``. Each resolves its MODEL through the
 model layer (which checks that the corpus is the model's), calls one audit, then prints or writes."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ..audit.facts import FactsSettings
 from ..audit.trace import TraceSettings
 from ..errors import QueryError
 from .shared import (AUDITS, CorpusReq, DeviceOpt, JsonOpt, TargetArg, ThreadsOpt, app, config_option, console, emit,
@@ -193,3 +194,65 @@ def _highlighted(tok: Any, ids: list[int], merged: list[dict[str, Any]]) -> str:
         tok.decode(pieces[0][0]) + tok.decode(pieces[1][0]) else " "
     return glue.join(f"[reverse]{markup_escape(tok.decode(p))}[/]" if copied else markup_escape(tok.decode(p))
                      for p, copied in pieces)
+
+
+@app.command(rich_help_panel=AUDITS)
+def facts(
+    target: TargetArg,
+    corpus: CorpusReq,
+    questions: Annotated[Path, typer.Option("--questions", help='JSON lines {"id", "subject", "prompt", "answer", "candidates": [...], "relation"?, "format"?: "direct"|"chain", "hops"?: [{"subject", "answer"}, ...], "group"?}.')],
+    checkpoints: CheckpointsOpt = None,
+    window: Annotated[Optional[int], config_option(FactsSettings, "window")] = None,
+    control: Annotated[Optional[str], config_option(FactsSettings, "control")] = None,
+    max_documents: Annotated[int, config_option(FactsSettings, "max_documents")] = FactsSettings.max_documents,
+    delimiter: Annotated[str, config_option(FactsSettings, "delimiter")] = FactsSettings.delimiter,
+    max_new_tokens: Annotated[int, config_option(FactsSettings, "max_new_tokens")] = FactsSettings.max_new_tokens,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for facts.parquet/.csv (per item and checkpoint), summary.json and the plots.")] = None,
+    threads: ThreadsOpt = None,
+    device: DeviceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stated, derived or guessed: each answer beside the documents (and training steps) that state it."""
+    from ..audit.facts import audit_facts, read_questions, write_facts
+
+    settings = FactsSettings(window, max_documents, delimiter, control, max_new_tokens)
+    items = read_questions(questions)
+    index = open_index(corpus)
+    with err.status("[bold]facts[/] searching the corpus and scoring..."):
+        report = audit_facts(target, index, items, settings, checkpoints, threads, device or "cpu")
+    summary = write_facts(report, out) if out is not None else report.summary()
+    if as_json:
+        for results in report.results.values():
+            for r in results:
+                emit(r.to_dict(settings.max_documents))
+        return
+    console.print("categories: " + ", ".join(f"{k} {v}" for k, v in summary["categories"].items()))
+    for checkpoint in summary["checkpoints"]:
+        console.print(f"[bold]{checkpoint['checkpoint']}[/]")
+        for row in checkpoint["aggregates"]:
+            console.print("  " + _aggregate_line(row))
+    learned = summary["first_learned"]["by_group"]
+    if learned and len(summary["checkpoints"]) > 1:
+        console.print("[bold]first learned[/] (first checkpoint answered correctly)")
+        for row in learned:
+            name = " · ".join(str(v) for v in (row["category"], row["format"], row["group"], row["relation"])
+                              if v is not None)
+            console.print(f"  {escape(name)}: {row['learned']}/{row['n']} learned, median step "
+                          f"{row['median_first_correct_step']}, median exposures before "
+                          f"{row['median_exposures_before']}, {row['stays_correct']} stay correct")
+    if out is not None:
+        console.print(f"table, summary and plots in {out}")
+
+
+def _aggregate_line(row: dict[str, Any]) -> str:
+    """One aggregate row: accuracy with its interval, chance, the control and the difference, the verdict."""
+    name = " · ".join(str(v) for v in (row["category"], row["format"], row["group"], row["relation"]) if v is not None)
+    lo, hi = row["accuracy_ci"]
+    line = (f"{escape(name)}: {row['correct']}/{row['n']} = {row['accuracy']:.1%} [{lo:.1%}, {hi:.1%}], chance "
+            f"{row['chance']:.1%} (p {row['p_vs_chance']:.3g})")
+    if row["control"] is not None:
+        c = row["control"]
+        d_lo, d_hi = row["difference_ci"]
+        line += (f"; control {c['accuracy']:.1%} [{c['accuracy_ci'][0]:.1%}, {c['accuracy_ci'][1]:.1%}], "
+                 f"difference {row['difference']:+.1%} [{d_lo:+.1%}, {d_hi:+.1%}]")
+    return line + f" -> [bold]{row['verdict']}[/]"
