@@ -10,7 +10,8 @@ Definitions (``tests/test_bias_data.py`` checks each against a brute force over 
   the group's variants matches a span ``[q, q + L)`` lying wholly inside the ``N`` tokens before
   it (``p - N <= q`` and ``q + L <= p``) or the ``N`` tokens after it (``q >= p + Lt`` and
   ``q + L <= p + Lt + N``), in the same document: a window never reaches past a document boundary,
-  and a term overlapping the target does not count.
+  and a term overlapping the target does not count. Any match of a variant counts here, also one
+  inside a longer variant's match that reaches out of the window.
 
 How: the index gives the positions of each target variant (its suffix-array range), and only the
 tokens of the windows around those occurrences are read, so the cost grows with the targets'

@@ -157,6 +157,8 @@ def group_spec(groups: str | Path | dict[str, Any]) -> tuple[dict[str, dict[str,
     in an axis."""
     if isinstance(groups, dict):
         spec, builtin, where = groups, False, "groups"
+    elif not isinstance(groups, (str, Path)):
+        raise ConfigError(f"groups must be {BUILTIN}, a JSON file or a dict of axes, not {type(groups).__name__}")
     elif str(groups) == BUILTIN:
         spec, builtin, where = GROUPS, True, "the built-in groups"
     else:
@@ -192,8 +194,10 @@ def group_spec(groups: str | Path | dict[str, Any]) -> tuple[dict[str, dict[str,
 def target_spec(targets: str | Path | list[str]) -> tuple[list[str], bool]:
     """``(targets, is_builtin)`` from ``builtin`` (occupations and adjectives), a JSON list of strings,
     a text file with one target a line, or a list."""
-    if isinstance(targets, list):
-        values, builtin, where = targets, False, "targets"
+    if isinstance(targets, (list, tuple)):
+        values, builtin, where = list(targets), False, "targets"
+    elif not isinstance(targets, (str, Path)):
+        raise ConfigError(f"targets must be {BUILTIN}, a file or a list of strings, not {type(targets).__name__}")
     elif str(targets) == BUILTIN:
         values, builtin, where = OCCUPATIONS + ADJECTIVES, True, "the built-in targets"
     else:
@@ -217,8 +221,11 @@ def target_spec(targets: str | Path | list[str]) -> tuple[list[str], bool]:
 def template_spec(templates: str | Path | list[dict[str, Any]]) -> tuple[list[Template], bool]:
     """``(templates, is_builtin)`` from ``builtin``, a JSON-lines file of ``{"template", "axis",
     "targets"}`` or a list of such dicts; every template must hold the slot ``{target}`` once."""
-    if isinstance(templates, list):
+    if isinstance(templates, (list, tuple)):
         records, builtin, where = list(enumerate(templates, start=1)), False, "templates"
+    elif not isinstance(templates, (str, Path)):
+        raise ConfigError(f"templates must be {BUILTIN}, a JSON-lines file or a list of dicts, not "
+                          f"{type(templates).__name__}")
     elif str(templates) == BUILTIN:
         records, builtin, where = list(enumerate(TEMPLATES, start=1)), True, "the built-in templates"
     else:
