@@ -93,8 +93,9 @@ def parse_question(record: Any, where: str) -> FactQuestion:
     if form not in FORMATS:
         raise QueryError(f"{where}: format {json.dumps(form)} is not one of {', '.join(FORMATS)}")
     hops = _hops(record.get("hops"), where, subject, answer)  # type: ignore[arg-type]
-    return FactQuestion(ident, subject, prompt, answer, list(candidates), _text(record, "relation", where, True),  # type: ignore[arg-type]
-                        form, hops, _text(record, "group", where, True), where)
+    relation, group = _text(record, "relation", where, True), _text(record, "group", where, True)
+    return FactQuestion(ident, subject, prompt, answer, list(candidates), relation, form, hops, group,  # type: ignore[arg-type]
+                        where)
 
 
 def _hops(value: Any, where: str, subject: str, answer: str) -> list[Hop]:

@@ -516,8 +516,8 @@ def audit_facts(target: Any, index: Any, questions: list[FactQuestion], settings
             answers[i] = a
         for i, a in zip(chain, generate_chains(lm, [questions[i] for i in chain], settings.max_new_tokens, stop)):
             answers[i] = a
-        report.results[checkpoint.label] = [FactResult(q, e, checkpoint.label, checkpoint.step, a)  # type: ignore[arg-type]
-                                            for q, e, a in zip(questions, evidence, answers)]
+        report.results[checkpoint.label] = [FactResult(q, e, checkpoint.label, checkpoint.step, a)
+                                            for q, e, a in zip(questions, evidence, answers) if a is not None]
         report.checkpoints[checkpoint.label] = checkpoint
     return report
 
