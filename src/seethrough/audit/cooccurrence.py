@@ -129,19 +129,23 @@ def _partnered(subject: Mentions, answer: Mentions, lo: np.ndarray, end: np.ndar
 
 @dataclass
 class PairEvidence:
-    """Where ``subject`` and ``answer`` co-occur: documents always, rows and steps with a run."""
+    """Where ``subject`` and ``answer`` co-occur: documents always; with a run, rows and (after
+    ``count_training``) steps."""
     subject: str
     answer: str
     subject_forms: list[list[int]]
     answer_forms: list[list[int]]
     documents: np.ndarray
     """Every document with a co-occurrence, in corpus order."""
+    rows_together: np.ndarray | None = None
+    """Training rows (of the data order's stream) holding a co-occurrence whole; None without a run."""
+    rows_shared: np.ndarray | None = None
+    """Training rows holding a subject mention and an answer mention whole (any documents)."""
     exposure_steps: np.ndarray | None = None
-    """Sorted steps of every (step, row) training on a row holding a co-occurrence (a step repeats per such
-    row in its batch), up to the run's trained steps; None without a run."""
+    """Sorted steps of every (step, row) training on one of ``rows_together`` (a step repeats per such row in
+    its batch), before the step ``count_training`` was given; None until then."""
     same_row_first_step: int | None = None
-    """First step that trained on a row holding a subject mention and an answer mention (any documents)."""
-    with_run: bool = False
+    """First step that trained on one of ``rows_shared``."""
 
     @property
     def count(self) -> int:
@@ -153,9 +157,9 @@ class PairEvidence:
         return self.count > 0
 
     def seen_before(self, step: int | None) -> dict[str, Any]:
-        """``first_step``, ``last_step``, ``exposures`` and ``same_row`` counted over steps ``< step``
-        (all None without a run or without a step)."""
-        if not self.with_run or step is None or self.exposure_steps is None:
+        """``first_step``, ``last_step``, ``exposures`` and ``same_row`` counted over steps ``< step`` (all None
+        without a run, or without a step); ``step`` at most the one ``count_training`` counted up to."""
+        if step is None or self.exposure_steps is None:
             return {"first_step": None, "last_step": None, "exposures": None, "same_row": None}
         k = int(np.searchsorted(self.exposure_steps, step, side="left"))
         return {"first_step": int(self.exposure_steps[0]) if k else None,
@@ -164,38 +168,49 @@ class PairEvidence:
                 "same_row": self.same_row_first_step is not None and self.same_row_first_step < step}
 
 
-def pair_evidence(subject: Mentions, answer: Mentions, window: int | None = None, run: Any = None,
-                  before_step: int | None = None) -> PairEvidence:
-    """Co-occurrences of two entities' mentions (see the module docstring); with ``run`` (a ``train.Run``
-    over the same corpus) also the training rows and steps before ``before_step`` (default: every step
-    the run has trained)."""
+def pair_evidence(subject: Mentions, answer: Mentions, window: int | None = None, order: Any = None) -> PairEvidence:
+    """Co-occurrences of two entities' mentions (see the module docstring); with ``order`` (a run's
+    ``DataOrder`` over the same corpus) also the training rows holding them (``count_training`` adds
+    the steps)."""
     s = subject.start
     lo, start_max = subject.doc_first, None
     if window is not None:
         lo, start_max = np.maximum(lo, s - window), s + window
     documents = np.unique(subject.doc[_partnered(subject, answer, lo, subject.doc_end, start_max)])
-    evidence = PairEvidence(subject.text, answer.text, subject.forms, answer.forms, documents, with_run=run is not None)
-    if run is None:
+    evidence = PairEvidence(subject.text, answer.text, subject.forms, answer.forms, documents)
+    if order is None:
         return evidence
-    order = run.order
     row = s // order.row_len
     row_lo, row_end = row * order.row_len, (row + 1) * order.row_len
     whole = (s + subject.length <= row_end) & (row < order.sequences_per_epoch)  # the subject fits its row
     in_row = whole & _partnered(subject, answer, np.maximum(lo, row_lo), np.minimum(subject.doc_end, row_end),
                                 start_max)
-    steps = run.steps_trained if before_step is None else before_step
-    evidence.exposure_steps = _steps(order, np.unique(row[in_row]), steps, every=True)
-    shared = whole & _partnered(subject, answer, row_lo, row_end)
-    first = _steps(order, np.unique(row[shared]), steps, every=False)
-    evidence.same_row_first_step = int(first[0]) if len(first) else None
+    evidence.rows_together = np.unique(row[in_row])
+    evidence.rows_shared = np.unique(row[whole & _partnered(subject, answer, row_lo, row_end)])
     return evidence
 
 
-def _steps(order: Any, rows: np.ndarray, before_step: int, every: bool) -> np.ndarray:
-    """Sorted steps before ``before_step`` that trained on any of ``rows`` (``every``: one entry per (step,
-    row), else only the distinct steps)."""
-    if not len(rows) or before_step <= 0:
-        return np.zeros(0, dtype=np.int64)
-    per_row = order.steps_seeing_rows(rows, before_step)
-    steps = np.sort(np.concatenate(per_row)) if per_row else np.zeros(0, dtype=np.int64)
-    return steps if every else np.unique(steps)
+def count_training(order: Any, evidence: list[PairEvidence], before_step: int) -> None:
+    """Fill in ``exposure_steps`` and ``same_row_first_step`` of each (with rows) over steps ``< before_step``.
+
+    One pass over the epochs for all of them: step ``s`` trains samples ``[s * batch, (s + 1) * batch)``
+    and sample ``e * n + i`` is the ``i``-th row epoch ``e`` visits (the data order's definition), so a
+    row's step in epoch ``e`` is ``(e * n + position of the row in that epoch) // batch``. Each epoch's
+    order is inverted once, whatever the number of pairs (the data order keeps only a few epochs)."""
+    n, batch = order.sequences_per_epoch, order.spec.batch_size
+    together: list[list[np.ndarray]] = [[] for _ in evidence]
+    shared: list[list[np.ndarray]] = [[] for _ in evidence]
+    for epoch in range((max(before_step, 0) * batch + n - 1) // n):
+        position = np.empty(n, dtype=np.int64)
+        position[order.permutation(epoch)] = np.arange(n, dtype=np.int64)
+        for k, e in enumerate(evidence):
+            for rows, out in ((e.rows_together, together[k]), (e.rows_shared, shared[k])):
+                if rows is not None and len(rows):
+                    steps = (epoch * n + position[rows]) // batch
+                    out.append(steps[steps < before_step])
+    for e, steps_together, steps_shared in zip(evidence, together, shared):
+        if e.rows_together is None:
+            continue
+        e.exposure_steps = np.sort(np.concatenate(steps_together)) if steps_together else np.zeros(0, dtype=np.int64)
+        first = [int(s.min()) for s in steps_shared if len(s)]
+        e.same_row_first_step = min(first) if first else None

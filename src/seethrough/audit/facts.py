@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, QueryError, RunError
-from .cooccurrence import Mentions, PairEvidence, entity_forms, find_mentions, pair_evidence
+from .cooccurrence import Mentions, PairEvidence, count_training, entity_forms, find_mentions, pair_evidence
 from .fact_questions import FactQuestion, parse_questions, read_questions
 from .intervals import newcombe_interval, p_at_least, wilson_interval
 
@@ -171,8 +171,8 @@ def find_evidence(index: Any, questions: list[FactQuestion], settings: FactsSett
             if text not in mentions:
                 mentions[text] = find_mentions(index, text, forms[text])
         if (subject, answer) not in pairs:
-            pairs[(subject, answer)] = pair_evidence(mentions[subject], mentions[answer], settings.window, run,
-                                                     before_step)
+            pairs[(subject, answer)] = pair_evidence(mentions[subject], mentions[answer], settings.window,
+                                                     run.order if run is not None else None)
         return pairs[(subject, answer)]
 
     out = []
@@ -181,6 +181,10 @@ def find_evidence(index: Any, questions: list[FactQuestion], settings: FactsSett
         hops = [pair(h.subject, h.answer) for h in q.hops]
         out.append(QuestionEvidence(main, hops, categorize(main, hops), [counts[c] for c in q.candidates],
                                     counts[q.answer]))
+    if run is not None:
+        steps = run.steps_trained if before_step is None else before_step
+        run.require_steps(steps, "before_step", steps)  # past the run's end the data order holds untrained batches
+        count_training(run.order, list(pairs.values()), steps)
     return out
 
 
