@@ -675,3 +675,21 @@ def test_the_command_refuses_bad_input_in_one_line_with_exit_2(world, tmp_path):
         assert message in done.stderr and "Traceback" not in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_flags_without_effect_are_refused(world, tmp_path):
+    from typer.testing import CliRunner
+
+    from seethrough.cli.app import app
+
+    root = world["root"]
+    direct = write_lines(tmp_path / "direct.jsonl", [GOOD])
+    chain = write_lines(tmp_path / "chain.jsonl", [{**GOOD, "format": "chain"}])
+    base = ["facts", str(root / "run"), "--corpus", str(root / "corpus"), "--questions"]
+    for args, message in (([str(direct), "--max-documents", "3"], "--max-documents has no effect with the terminal"),
+                          ([str(direct), "--max-new-tokens", "4", "--json"], "--max-new-tokens has no effect with "
+                                                                              "questions all of format direct"),
+                          ([str(chain), "--delimiter", ":", "--json"], "--delimiter has no effect with questions all "
+                                                                        "of format chain")):
+        done = CliRunner().invoke(app, base + args)
+        assert isinstance(done.exception, QueryError) and message in str(done.exception), done.output

@@ -204,9 +204,9 @@ def facts(
     checkpoints: CheckpointsOpt = None,
     window: Annotated[Optional[int], config_option(FactsSettings, "window")] = None,
     control: Annotated[Optional[str], config_option(FactsSettings, "control")] = None,
-    max_documents: Annotated[int, config_option(FactsSettings, "max_documents")] = FactsSettings.max_documents,
-    delimiter: Annotated[str, config_option(FactsSettings, "delimiter")] = FactsSettings.delimiter,
-    max_new_tokens: Annotated[int, config_option(FactsSettings, "max_new_tokens")] = FactsSettings.max_new_tokens,
+    max_documents: Annotated[Optional[int], config_option(FactsSettings, "max_documents")] = None,
+    delimiter: Annotated[Optional[str], config_option(FactsSettings, "delimiter")] = None,
+    max_new_tokens: Annotated[Optional[int], config_option(FactsSettings, "max_new_tokens")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for facts.parquet/.csv (per item and checkpoint), summary.json and the plots.")] = None,
     threads: ThreadsOpt = None,
     device: DeviceOpt = None,
@@ -215,8 +215,18 @@ def facts(
     """Stated, derived or guessed: each answer beside the documents (and training steps) that state it."""
     from ..audit.facts import audit_facts, read_questions, write_facts
 
-    settings = FactsSettings(window, max_documents, delimiter, control, max_new_tokens)
+    defaults = FactsSettings()
+    settings = FactsSettings(window, defaults.max_documents if max_documents is None else max_documents,
+                             defaults.delimiter if delimiter is None else delimiter, control,
+                             defaults.max_new_tokens if max_new_tokens is None else max_new_tokens)
     items = read_questions(questions)
+    if not as_json and out is None:
+        refuse_together("the terminal summary (documents are listed with --json or --out)",
+                        {"--max-documents": max_documents})
+    if all(q.format == "direct" for q in items):
+        refuse_together("questions all of format direct (nothing is generated)", {"--max-new-tokens": max_new_tokens})
+    if all(q.format == "chain" for q in items):
+        refuse_together("questions all of format chain (nothing is ranked)", {"--delimiter": delimiter})
     index = open_index(corpus)
     with err.status("[bold]facts[/] searching the corpus and scoring..."):
         report = audit_facts(target, index, items, settings, checkpoints, threads, device or "cpu")
