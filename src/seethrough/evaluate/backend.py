@@ -465,7 +465,9 @@ def _positive_int_or_none(value: Any, name: str, auto: bool = False) -> int | No
 
 
 def lm_eval_cli() -> None:
-    """``seethrough-lm-eval``: lm-eval's own command line, with ``--model seethrough`` registered."""
+    """``seethrough-lm-eval``: lm-eval's own command line, with ``--model seethrough`` registered, run inside
+    ``faster_lm_eval()``: its ``TaskManager`` takes lm-eval's task index from seethrough's cache
+    (``tasks.cached_task_index``) instead of parsing every shipped task YAML again."""
     from lm_eval.__main__ import cli_evaluate
 
     from .harness import faster_lm_eval
