@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -34,7 +35,7 @@ OCCURRENCES_PER_BLOCK = 1 << 16
 @dataclass
 class Spans:
     """Occurrences in one shard: start positions (in the shard's token file, separators included) and
-    lengths, sorted by start; ``owner`` says which sequence set each belongs to (a target's index)."""
+    lengths, in no particular order; ``owner`` says which sequence set each belongs to (its index)."""
     starts: np.ndarray
     lengths: np.ndarray
     owner: np.ndarray
@@ -42,37 +43,48 @@ class Spans:
     def __len__(self) -> int:
         return len(self.starts)
 
+    def of(self, owner: int) -> Spans:
+        """The spans of one owner, sorted by start (corpus order within the shard)."""
+        keep = np.flatnonzero(self.owner == owner)
+        keep = keep[np.argsort(self.starts[keep], kind="stable")]
+        return Spans(self.starts[keep], self.lengths[keep], self.owner[keep])
 
-def _variant_positions(index: object, variant: Variant) -> list[np.ndarray]:
-    return index.positions(list(variant.ids))  # type: ignore[attr-defined]
+
+def may_nest(variants: Sequence[Variant]) -> bool:
+    """Whether a match of one of the sequences can lie inside a match of another: exactly when one is a
+    contiguous piece of another (never for distinct one-token variants, the common case)."""
+    sequences = list({v.ids for v in variants})
+    return any(a != b and len(a) <= len(b) and any(b[i:i + len(a)] == a for i in range(len(b) - len(a) + 1))
+               for a in sequences for b in sequences)
 
 
 def occurrence_spans(index: object, sets: Sequence[Sequence[Variant]]) -> list[Spans]:
     """Per shard, the occurrences of each set of sequences (``owner``: the set's position in ``sets``),
-    spans inside another span of the same set left out."""
+    spans inside another span of the same set left out (looked for only where a set's sequences can nest)."""
     shards = index.shard_indexes  # type: ignore[attr-defined]
+    nesting = any(may_nest(variants) for variants in sets)
     parts: list[list[tuple[np.ndarray, int, int]]] = [[] for _ in shards]
     for owner, variants in enumerate(sets):
-        for variant in variants:
-            for s, positions in enumerate(_variant_positions(index, variant)):
+        for ids in dict.fromkeys(v.ids for v in variants):  # a sequence twice in a set is one sequence
+            for s, positions in enumerate(index.positions(list(ids))):  # type: ignore[attr-defined]
                 if len(positions):
-                    parts[s].append((positions, len(variant.ids), owner))
+                    parts[s].append((positions, len(ids), owner))
     out = []
     for pieces in parts:
         if not pieces:
             out.append(Spans(*(np.zeros(0, dtype=np.int64) for _ in range(3))))
             continue
-        starts = np.concatenate([p for p, _, _ in pieces]).astype(np.int64)
+        starts = np.concatenate([p for p, _, _ in pieces]).astype(np.int64, copy=False)
         lengths = np.concatenate([np.full(len(p), n, dtype=np.int64) for p, n, _ in pieces])
         owner = np.concatenate([np.full(len(p), o, dtype=np.int64) for p, _, o in pieces])
-        out.append(_without_contained(starts, lengths, owner))
+        out.append(_without_contained(starts, lengths, owner) if nesting else Spans(starts, lengths, owner))
     return out
 
 
 def _without_contained(starts: np.ndarray, lengths: np.ndarray, owner: np.ndarray) -> Spans:
-    """Drop each span lying inside another span of the same owner; the rest sorted by start. Sorted by
-    (owner, start, longest first), a span lies inside another exactly when an earlier span of its owner
-    ends at or after its own end (two distinct sequences never give two identical spans)."""
+    """Drop each span lying inside another span of the same owner. Sorted by (owner, start, longest
+    first), a span lies inside another exactly when an earlier span of its owner ends at or after its
+    own end (two distinct sequences never give two identical spans)."""
     ends = starts + lengths
     order = np.lexsort((-ends, starts, owner))
     starts, ends, owner = starts[order], ends[order], owner[order]
@@ -81,9 +93,7 @@ def _without_contained(starts: np.ndarray, lengths: np.ndarray, owner: np.ndarra
     lift = owner * (int(ends.max()) + 2)
     reach = np.maximum.accumulate(np.r_[-1, (ends + lift)[:-1]]) - lift
     keep = ends > reach
-    starts, ends, owner = starts[keep], ends[keep], owner[keep]
-    order = np.argsort(starts, kind="stable")
-    return Spans(starts[order], (ends - starts)[order], owner[order])
+    return Spans(starts[keep], (ends - starts)[keep], owner[keep])
 
 
 def count_by_owner(index: object, spans: list[Spans], owners: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,56 +117,84 @@ def document_bounds(ix: object, positions: np.ndarray) -> tuple[np.ndarray, np.n
     return ix.doc_starts[doc] + 1, ix.doc_ends[doc]  # type: ignore[attr-defined]
 
 
-def _group_matchers(groups: Sequence[Sequence[Variant]]) -> list[tuple[np.ndarray, list[np.ndarray]]]:
-    """Per group, its one-token variants as one array, and each longer variant's ids."""
-    out = []
-    for variants in groups:
-        single = np.array(sorted({v.ids[0] for v in variants if len(v.ids) == 1}), dtype=np.int64)
-        longer = [np.array(v.ids, dtype=np.int64) for v in variants if len(v.ids) > 1]
-        out.append((single, longer))
-    return out
+def _group_codes(groups: Sequence[Sequence[Variant]], vocab_size: int) -> np.ndarray:
+    """For each token id, an int64 bit mask of the groups (at most 63) that have it as a one-token variant."""
+    codes = np.zeros(vocab_size, dtype=np.int64)
+    for bit, variants in enumerate(groups):
+        for v in variants:
+            if len(v.ids) == 1 and v.ids[0] < vocab_size:
+                codes[v.ids[0]] |= 1 << bit
+    return codes
 
 
-def _has_term(window: np.ndarray, lo: int, hi: int, matcher: tuple[np.ndarray, list[np.ndarray]]) -> np.ndarray:
-    """For each row of ``window`` (tokens, -1 outside the document), whether a variant lies wholly inside
-    columns [lo, hi)."""
-    single, longer = matcher
-    found = np.isin(window[:, lo:hi], single).any(axis=1) if len(single) else np.zeros(len(window), dtype=bool)
-    for ids in longer:
-        for c in range(lo, hi - len(ids) + 1):
-            match = window[:, c] == ids[0]
-            for k in range(1, len(ids)):
-                match &= window[:, c + k] == ids[k]
-            found |= match
+@cache
+def _kernel():
+    """The compiled window loop, imported on first use (numba's import costs about a second)."""
+    from .windows import window_masks
+
+    return window_masks
+
+
+def _longer_matches(ix: object, starts: np.ndarray, length: int, window: int,
+                    longer: list[tuple[int, tuple[int, ...]]], near: list[np.ndarray]) -> None:
+    """Adds to ``near`` the occurrences that have a multi-token variant of a group inside their window
+    (column comparisons over the window's tokens; such variants are rare)."""
+    tokens = ix.shard.tokens  # type: ignore[attr-defined]
+    width = 2 * window + length
+    offsets = np.arange(-window, length + window, dtype=np.int64)
+    for block in range(0, len(starts), OCCURRENCES_PER_BLOCK):
+        part = starts[block:block + OCCURRENCES_PER_BLOCK]
+        first, end = document_bounds(ix, part)
+        cells = np.take(tokens, part[:, None] + offsets, mode="clip")
+        inside = (offsets >= (first - part)[:, None]) & (offsets < (end - part)[:, None])
+        for g, ids in longer:
+            for lo, hi in ((0, window), (window + length, width)):
+                near[g][block:block + len(part)] |= _any_match(cells, inside, lo, hi, ids)
+
+
+def _any_match(cells: np.ndarray, inside: np.ndarray, lo: int, hi: int, ids: tuple[int, ...]) -> np.ndarray:
+    """For each row, whether the token sequence ``ids`` lies wholly inside columns [lo, hi), in its document."""
+    found = np.zeros(len(cells), dtype=bool)
+    for c in range(lo, hi - len(ids) + 1):
+        match = inside[:, c].copy()
+        for k, token in enumerate(ids):
+            match &= cells[:, c + k] == token
+        found |= match
     return found
 
 
 def cooccurrence_counts(index: object, targets: Sequence[Sequence[Variant]], groups: Sequence[Sequence[Variant]],
                         window: int, target_spans: list[Spans] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(occurrences of each target, and a (groups, targets) array: occurrences of each target that have a
-    term of the group within ``window`` tokens before or after, in the same document)."""
+    term of the group within ``window`` tokens before or after, in the same document).
+
+    Only the tokens around the target occurrences are read: a compiled loop ORs each window token's bit
+    mask of groups (one-token variants, nearly every term); multi-token variants are matched by
+    comparing columns of the window's tokens."""
+    if len(groups) > 63:  # one bit per group in an int64 mask
+        parts = [cooccurrence_counts(index, targets, groups[g:g + 63], window, target_spans)
+                 for g in range(0, len(groups), 63)]
+        return parts[0][0], np.concatenate([p[1] for p in parts])
     spans = target_spans if target_spans is not None else occurrence_spans(index, targets)
-    matchers = _group_matchers(groups)
+    codes = _group_codes(groups, int(index.corpus.vocab_size))  # type: ignore[attr-defined]
+    longer = [(g, v.ids) for g, variants in enumerate(groups) for v in variants if len(v.ids) > 1]
     occurrences = np.zeros(len(targets), dtype=np.int64)
     together = np.zeros((len(groups), len(targets)), dtype=np.int64)
     for ix, part in zip(index.shard_indexes, spans):  # type: ignore[attr-defined]
         if not len(part):
             continue
         occurrences += np.bincount(part.owner, minlength=len(targets))
-        tokens = ix.shard.tokens
-        for length in np.unique(part.lengths).tolist():
-            chosen = np.flatnonzero(part.lengths == length)
-            offsets = np.arange(-window, length + window, dtype=np.int64)
-            for block in range(0, len(chosen), OCCURRENCES_PER_BLOCK):
-                picked = chosen[block:block + OCCURRENCES_PER_BLOCK]
-                starts = part.starts[picked]
-                first, end = document_bounds(ix, starts)
-                where = starts[:, None] + offsets
-                inside = (where >= first[:, None]) & (where < end[:, None])
-                cells = np.where(inside, tokens[np.clip(where, 0, len(tokens) - 1)].astype(np.int64), -1)
-                owner = part.owner[picked]
-                for g, matcher in enumerate(matchers):
-                    near = _has_term(cells, 0, window, matcher) | _has_term(cells, window + length,
-                                                                          2 * window + length, matcher)
-                    together[g] += np.bincount(owner[near], minlength=len(targets))
+        lengths = np.unique(part.lengths).tolist()
+        for length in lengths:
+            chosen = np.flatnonzero(part.lengths == length) if len(lengths) > 1 else np.arange(len(part))
+            chosen = chosen[np.argsort(part.starts[chosen], kind="stable")]  # the loop walks the file forward
+            starts = np.ascontiguousarray(part.starts[chosen])
+            masks = np.empty(len(starts), dtype=np.int64)
+            _kernel()(ix.shard.tokens, codes, starts, length, ix.doc_starts, window, masks)
+            near = [(masks >> bit) & 1 == 1 for bit in range(len(groups))]
+            if longer:
+                _longer_matches(ix, starts, length, window, longer, near)
+            owner = part.owner[chosen]
+            for g in range(len(groups)):
+                together[g] += np.bincount(owner[near[g]], minlength=len(targets))
     return occurrences, together

@@ -170,7 +170,7 @@ def measure_sentiment(index: Any, groups: Groups, settings: BiasDataSettings) ->
     analyzer = sentiment_analyzer()
     rows, notes = [], []
     for number, (axis, group) in enumerate(names):
-        mine = [_select(part, number) for part in spans]
+        mine = [part.of(number) for part in spans]
         total = sum(len(part) for part in mine)
         sampled = bool(settings.max_windows) and total > settings.max_windows
         if sampled:
@@ -189,13 +189,6 @@ def measure_sentiment(index: Any, groups: Groups, settings: BiasDataSettings) ->
         elif not total:
             notes.append(f"sentiment of {axis}/{group}: its terms never occur, so there is no window to score")
     return rows, notes
-
-
-def _select(part: Any, owner: int) -> Any:
-    from .counting import Spans
-
-    keep = part.owner == owner
-    return Spans(part.starts[keep], part.lengths[keep], part.owner[keep])
 
 
 def _union(terms: list[Term]) -> list[Variant]:
