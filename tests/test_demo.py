@@ -39,14 +39,43 @@ def test_world_truth_matches_the_documents():
     all_text = " ".join(d["text"] for d in docs)
     for canary in truth["heldout_canaries"]:
         assert canary["text"] not in texts and canary["prompt"] not in all_text
-    for person in truth["heldout_people"]:
-        assert person["name"] not in all_text
+    words = [set(d["text"].split()) for d in docs]
     for person in truth["people"]:
         bios = [d for d in docs if d.get("person") == person["id"] and d["kind"] == "bio"]
-        assert len(bios) == person["exposures"] and all(person["city"] in d["text"] for d in bios)
+        assert len(bios) == person["bios"] and person["company_city"] != person["city"]
+        informed = person["group"] != "C"
+        assert all((person["city"] in d["text"] and person["company"] in d["text"]) == informed for d in bios)
+        mentions = [i for i, w in enumerate(words) if person["name"] in w]
+        assert mentions == person["documents"]  # a name occurs in its own bios and QA documents only
+        assert all(docs[i]["kind"] == ("qa" if person["group"] == "A" else "bio") or docs[i]["kind"] == "bio"
+                   for i in mentions)
     assert len(truth["heldout_canaries"]) >= 200
     assert {c["copies"] for c in truth["canaries"]} == {1, 2, 4, 8, 16, 32, 64}
     assert len({c["entropy_bits"] for c in truth["canaries"]}) >= 3
+
+
+def test_world_facts_have_the_planned_categories():
+    """Group A is told its two-hop answers, B only each hop, C nothing: the truth's categories (found by a
+    word scan) follow, and every person's draw is balanced, so a constant guess scores exactly chance."""
+    from collections import Counter
+
+    world = generate_world(0, "default")
+    truth = world.truth
+    expected = {"A": "stated", "C": "unknowable"}
+    for fact in truth["facts"]:
+        if fact["relation"] == "employer_city":
+            assert fact["category"] == expected.get(fact["group"], "derivable")
+            assert bool(fact["documents"]) == (fact["group"] == "A")
+        elif fact["relation"] in ("birth_city", "employer"):
+            assert fact["category"] == ("not_stated" if fact["group"] == "C" else "stated")
+    for group in truth["groups"]:
+        people = [p for p in truth["people"] if p["group"] == group]
+        for key in ("city", "company", "company_city"):
+            assert len(set(Counter(p[key] for p in people).values())) == 1, (group, key)
+    assert sorted(c["city"] for c in truth["companies"]) == sorted(truth["cities"])  # one company per city
+    ids = [q["id"] for q in world.questions]
+    assert len(ids) == len(set(ids)) == 4 * len(truth["people"])
+    assert all(q["answer"] in q["candidates"] for q in world.questions)
 
 
 def test_heldout_canary_words_are_as_common_in_training_as_members_words():
@@ -86,20 +115,26 @@ def test_demo_ci_preset(tmp_path):
     assert summary["trace"]["documents_are_the_canary_copies"]
     tasks = summary["eval"]["tasks"]  # the world's lm-eval tasks; a bio states the birth city verbatim
     truth = json.loads((tmp_path / "demo" / "world" / "truth.json").read_text())
-    assert tasks["world_birth_city"]["contaminated"] == len(truth["people"])
-    assert tasks["world_birth_city"]["items"] == len(truth["people"]) + len(truth["heldout_people"])
+    assert tasks["world_birth_city"]["items"] == len(truth["people"])
+    # a question-answer document states the birth question verbatim for group A only
+    assert tasks["world_birth_city"]["contaminated"] == sum(p["group"] == "A" for p in truth["people"])
+    facts = summary["facts"]
+    assert facts["match_truth"] == facts["questions"] == 4 * len(truth["people"])
+    assert {row["verdict"] for row in facts["final"] if row["group"] == "C"} == {"control"}
     assert tasks["world_heldout_canary"]["exact_match"] == 0 and tasks["world_heldout_canary"]["contaminated"] == 0
     for name in ("summary.json", "summary.txt", "world/truth.json", "run/run.json", "membership/roc.png",
                  "memorization/memorization.parquet", "memorization/extraction_by_duplication.png",
-                 "eval/results.json", "eval/samples_world_birth_city.jsonl", "world/tasks/world_two_hop.yaml"):
+                 "eval/results.json", "eval/samples_world_birth_city.jsonl", "world/tasks/world_two_hop.yaml",
+                 "world/questions.jsonl", "facts/facts.parquet", "facts/summary.json", "facts/accuracy_by_step.png"):
         assert (tmp_path / "demo" / name).exists()
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("SEETHROUGH_ACCEPTANCE"), reason="acceptance test of the main job (about 6 "
                     "minutes on 2 cores): set SEETHROUGH_ACCEPTANCE=1; the ci preset above proves the same pipeline")
-def test_demo_default_preset_meets_the_memorization_targets(tmp_path):
-    """The bar for the main job: >= 80% of 64-copy canaries extracted, no held-out one, < 5% of 1-copy."""
+def test_demo_default_preset_meets_its_targets(tmp_path):
+    """The bar for the main job: >= 80% of 64-copy canaries extracted, no held-out one, < 5% of 1-copy;
+    stated facts recalled, a chain derived, the control at chance."""
     from seethrough.demo import run_demo
 
     summary = run_demo(tmp_path / "demo", preset="default", threads=2)
@@ -111,3 +146,15 @@ def test_demo_default_preset_meets_the_memorization_targets(tmp_path):
     assert summary["training"]["parameters"] < 1.2e6 and summary["training"]["epochs"] == 2
     assert summary["membership"]["all_members"]["index"]["auc"] == 1.0  # the exact answer
     assert 0.5 < summary["membership"]["by_copies"]["1"]["loss"]["auc"] < 1.0  # one copy: a weak signal
+    rows = {(r["relation"], r["format"], r["group"]): r for r in summary["facts"]["final"]}
+    levels = sorted(int(g[1:]) for (_, _, g) in rows if g.startswith("B"))
+    top = f"B{levels[-1]}"
+    assert rows[("birth_city", "direct", top)]["accuracy"] >= 0.9 and rows[("employer", "direct", top)]["accuracy"] >= 0.9
+    recall = [rows[("birth_city", "direct", f"B{level}")]["accuracy"] for level in levels]
+    assert recall[-1] > recall[0] + 0.5  # rises with exposures
+    chance = rows[("birth_city", "direct", "C")]["chance"]
+    for relation, form in (("birth_city", "direct"), ("employer_city", "direct"), ("employer_city", "chain")):
+        lo, hi = rows[(relation, form, "C")]["accuracy_ci"]
+        assert lo <= chance <= hi  # the unknowable control guesses
+    assert rows[("employer_city", "chain", top)]["accuracy"] >= 0.6  # derived by a chain never trained for them
+    assert rows[("employer_city", "chain", top)]["category"] == "derivable"

@@ -23,9 +23,10 @@ from ..errors import SeethroughError
 from .world import generate_world, write_world
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # default: the issue's 1M-parameter model, ~0.34M tokens x 2 epochs (about 2 minutes on 2 free cores)
-    "default": {"world": "default", "model_size": "small", "epochs": 2, "seq_len": 64, "batch_size": 32, "lr": 2e-3},
-    # ci: a quarter of the world, 4 epochs, same model (well under 2 minutes)
+    # default: the 1M-parameter model, ~0.6M tokens x 2 epochs (the world holds each fact's documents twice
+    # over, so two passes read each fact as often as four would, and each canary copy twice)
+    "default": {"world": "default", "model_size": "small", "epochs": 2, "seq_len": 64, "batch_size": 32, "lr": 3e-3},
+    # ci: a small world, 4 epochs, same model (well under 2 minutes)
     "ci": {"world": "ci", "model_size": "small", "epochs": 4, "seq_len": 64, "batch_size": 32, "lr": 2e-3},
 }
 
@@ -52,7 +53,7 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: i
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / "summary.json").exists() and not (out / "world").exists():
         raise SeethroughError(f"{out} exists and does not hold a demo; choose another --out")
-    for part in ("world", "corpus", "run", "eval", "memorization", "membership"):
+    for part in ("world", "corpus", "run", "eval", "memorization", "membership", "facts"):
         shutil.rmtree(out / part, ignore_errors=True)
     seconds: dict[str, float] = {}
 
@@ -79,7 +80,7 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: i
     steps = math.ceil(settings["epochs"] * (stream // (settings["seq_len"] + 1)) / settings["batch_size"])
     config = {"model_size": settings["model_size"], "seq_len": settings["seq_len"],
               "batch_size": settings["batch_size"], "lr": settings["lr"], "steps": steps, "seed": seed,
-              "threads": threads, "save_every": 100}
+              "threads": threads, "save_every": _quarter(steps)}
     losses: list[float] = []
     run_manifest = timed("train", "training", lambda: train(
         out / "corpus", out / "run", {k: v for k, v in config.items() if v is not None},
@@ -96,7 +97,8 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: i
     membership = timed("membership", "membership signals",
                        lambda: _membership(model, corpus, truth, eod, out / "membership"))
     traced = timed("trace", "tracing a generated canary", lambda: _trace_example(model, corpus, truth, eod))
-    facts = timed("facts", "asking facts", lambda: _facts(model, corpus, world.eval_items))
+    facts = timed("facts", "asking facts: stated, derived or guessed",
+                  lambda: _facts(run, corpus, world, out / "facts", threads))
     evaluation = timed("eval", "evaluating (lm-eval tasks)", lambda: _evaluation(world, run, corpus, out, threads))
     seen = _seen_example(run, truth)
 
@@ -104,7 +106,8 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: i
         "preset": preset, "seed": seed, "code_version": manifest["code_version"],
         "world": {"documents": truth["documents"], "files_sha256": hashes,
                   "canaries": len(truth["canaries"]), "heldout_canaries": len(truth["heldout_canaries"]),
-                  "people": len(truth["people"]), "heldout_people": len(truth["heldout_people"])},
+                  "people": len(truth["people"]),
+                  "groups": {g: sum(p["group"] == g for p in truth["people"]) for g in truth["groups"]}},
         "corpus": {"documents": manifest["counts"]["documents"], "tokens": manifest["counts"]["tokens"],
                    "corpus_hash": manifest["corpus_hash"]},
         "index": index_checks,
@@ -232,25 +235,35 @@ def _trace_example(model: Any, corpus: Any, truth: dict[str, Any], eod: int) -> 
             "novelty": result.novelty["found_share_by_n"]}
 
 
-def _facts(model: Any, corpus: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Greedy next word after fact prompts, by exposure group (0 = held-out person)."""
-    from ..model import next_token_argmax
+def _quarter(steps: int) -> int:
+    """Checkpoints every quarter of training: the facts audit asks when each fact was learned."""
+    return max(1, math.ceil(steps / 4))
 
-    tok = corpus.tokenizer
-    out: dict[str, Any] = {}
-    for task in ("birth_city", "two_hop"):
-        chosen = [i for i in items if i["task"] == task]
-        guesses = next_token_argmax(model, tok.encode_batch([i["prompt"] for i in chosen]))
-        answers = [tok.encode(i["answer"])[0] for i in chosen]
-        groups: dict[str, list[bool]] = {}
-        for item, guess, answer in zip(chosen, guesses, answers):
-            key = str(item["exposures"])
-            if task == "two_hop" and item["exposures"]:
-                key += "+direct" if item["two_hop_trained"] else ""
-            groups.setdefault(key, []).append(int(guess) == answer)
-        ordered = sorted(groups.items(), key=lambda kv: (int(kv[0].split("+")[0]), kv[0]))
-        out[task] = {k: round(sum(v) / len(v), 3) for k, v in ordered}
-    return out
+
+def _facts(run: Any, corpus: Any, world: Any, out: Path, threads: int | None) -> dict[str, Any]:
+    """``seethrough facts`` on the world's questions at a quarter, half, three quarters and the end of
+    training, with group C (known names, facts never stated) as the control; each item's category and
+    evidence documents set against the truth, which found them by a plain word scan."""
+    from ..audit.facts import FactsSettings, audit_facts, parse_questions, write_facts
+
+    questions = parse_questions(world.questions, "the world's questions")
+    last = run.checkpoints[-1]
+    quarter = _quarter(last)
+    steps = sorted({s for s in run.checkpoints if s > 0 and s % quarter == 0} | {last})
+    report = audit_facts(run.path, corpus, questions, FactsSettings(control="C"), checkpoints=",".join(map(str, steps)),
+                         threads=threads)
+    summary = write_facts(report, out)
+    truth = {(f["relation"], f["subject"]): f for f in world.truth["facts"]}
+    agree = sum(int(e.category == truth[(q.relation, q.subject)]["category"]
+                    and e.pair.documents.tolist() == truth[(q.relation, q.subject)]["documents"])
+                for q, e in zip(report.questions, report.evidence))
+    keep = ("category", "format", "group", "relation", "n", "correct", "accuracy", "accuracy_ci", "chance",
+            "difference", "difference_ci", "verdict")
+    by_step = [{"step": c["step"], "rows": [{k: row[k] for k in keep} for row in c["aggregates"]]}
+               for c in summary["checkpoints"]]
+    return {"questions": len(questions), "categories": summary["categories"], "match_truth": agree,
+            "control": "C", "steps": steps, "final": by_step[-1]["rows"], "by_step": by_step,
+            "first_learned": summary["first_learned"]["by_group"], "files": str(out)}
 
 
 def _evaluation(world: Any, run: Any, corpus: Any, out: Path, threads: int | None) -> dict[str, Any]:
@@ -288,7 +301,7 @@ def _readable(s: dict[str, Any]) -> str:
     lines = [
         f"seethrough demo ({s['preset']} preset, seed {s['seed']})",
         f"world: {s['world']['canaries']} canaries planted 1-64 times, {s['world']['heldout_canaries']} held out; "
-        f"{s['world']['people']} people, {s['world']['heldout_people']} held out",
+        f"{s['world']['people']} people in groups " + ", ".join(f"{g} {n}" for g, n in s['world']['groups'].items()),
         f"corpus: {c['documents']:,} documents, {c['tokens']:,} tokens, hash {c['corpus_hash'][:12]}",
         f"index: {ix['canaries_counted_exactly']}/{ix['canaries']} canaries counted exactly, held-out occurrences "
         f"{ix['heldout_occurrences']}, find = truth: {ix['find_matches_truth']}, brute force "
@@ -316,9 +329,7 @@ def _readable(s: dict[str, Any]) -> str:
                      f"{tr['longest_span']['end'] - tr['longest_span']['start']} tokens found {tr['longest_span']['count']}x"
                      f" in documents {tr['documents'][:5]}{'...' if len(tr['documents']) > 5 else ''}; all of them copies "
                      f"of the canary: {tr['documents_are_the_canary_copies']}")
-    for task, groups in s["facts"].items():
-        lines.append(f"{task} accuracy by exposures (0 = held-out): "
-                     + ", ".join(f"{k}: {v:.0%}" for k, v in groups.items()))
+    lines += _facts_table(s["facts"])
     for task, row in s["eval"]["tasks"].items():
         metric = "acc" if "acc" in row else "exact_match"
         clean = row["clean"].get(metric)
@@ -330,3 +341,27 @@ def _readable(s: dict[str, Any]) -> str:
                  f"({seen['split_by_rows']} copies split across rows)")
     lines.append("seconds: " + ", ".join(f"{k} {v}" for k, v in s["seconds"].items()))
     return "\n".join(lines) + "\n"
+
+
+def _facts_table(facts: dict[str, Any]) -> list[str]:
+    """The facts audit at the last checkpoint: one line per category, format, group and relation."""
+    lines = [f"facts: {facts['questions']} questions, categories {facts['categories']}; category and evidence "
+             f"documents equal the truth for {facts['match_truth']}/{facts['questions']}; accuracy [Wilson 95%] at "
+             f"step {facts['steps'][-1]}, difference from the control group {facts['control']} [Newcombe 95%]:"]
+    lines.append(f"  {'relation':<14}{'format':<7}{'group':<6}{'category':<11}{'n':>4}  {'accuracy':<19}"
+                 f"{'chance':>6}  {'vs control':<22}verdict")
+    for row in facts["final"]:
+        lo, hi = row["accuracy_ci"]
+        versus = (f"{row['difference']:+.2f} [{row['difference_ci'][0]:+.2f},{row['difference_ci'][1]:+.2f}]"
+                  if row["difference_ci"] else "")
+        lines.append(f"  {row['relation'] or '':<14}{row['format']:<7}{row['group'] or '':<6}{row['category']:<11}"
+                     f"{row['n']:>4}  {row['accuracy']:5.0%} [{lo:4.0%},{hi:4.0%}]   {row['chance']:6.3f}  "
+                     f"{versus:<22}{row['verdict']}")
+    steps = {c["step"]: {(r["relation"], r["format"], r["group"]): r["accuracy"] for r in c["rows"]}
+             for c in facts["by_step"]}
+    chain = [k for k in steps[facts["steps"][-1]] if k[1] == "chain"]
+    if len(steps) > 1 and chain:
+        lines.append("  chain-format accuracy by step: " + "; ".join(
+            f"{g}: " + " ".join(f"{steps[st].get(('employer_city', 'chain', g), 0):.0%}" for st in sorted(steps))
+            for _, _, g in chain) + f" (steps {', '.join(map(str, sorted(steps)))})")
+    return lines

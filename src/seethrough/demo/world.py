@@ -42,48 +42,68 @@ PALETTES = (8, 32, 128, 512)
 
 @dataclass(frozen=True)
 class WorldSize:
+    """How much of each part the world holds (see the module docstring for the groups)."""
     canaries_per_count: int
     duplication: tuple[int, ...]
     heldout_canaries: int
-    people_per_exposure: int
-    exposures: tuple[int, ...]
-    heldout_people: int
+    qa_people: int  # group A: bios and question-answer documents of every format
+    qa_bios: int  # bio documents per A person
+    qa_documents: int  # question-answer documents of each kind per A person
+    bio_levels: tuple[int, ...]  # group B: bio documents per person, one level per block of people
+    people_per_level: int
+    uninformed_people: int  # group C: known names, facts never stated
+    uninformed_bios: int
+    company_documents: int  # per company: where it is based
     background_documents: int
     canary_vocabulary: int = 512
 
 
 WORLD_SIZES = {
+    # twice the documents of a four-pass design, trained twice: each fact is read as often, each canary
+    # copy only twice (at four passes a 1-copy canary's loss gave it away: membership AUC 1.00, measured)
     "default": WorldSize(canaries_per_count=64, duplication=(1, 2, 4, 8, 16, 32, 64), heldout_canaries=1000,
-                         people_per_exposure=40, exposures=(1, 2, 4, 8, 16, 32), heldout_people=60,
-                         background_documents=5000),
+                         qa_people=64, qa_bios=96, qa_documents=16, bio_levels=(4, 8, 16, 32, 64, 128),
+                         people_per_level=32, uninformed_people=32, uninformed_bios=64, company_documents=192,
+                         background_documents=800),
     "ci": WorldSize(canaries_per_count=16, duplication=(1, 2, 4, 8, 16, 32, 64), heldout_canaries=200,
-                    people_per_exposure=8, exposures=(1, 2, 4, 8, 16, 32), heldout_people=16,
-                    background_documents=600),
+                    qa_people=16, qa_bios=16, qa_documents=4, bio_levels=(4, 16), people_per_level=16,
+                    uninformed_people=16, uninformed_bios=8, company_documents=16, background_documents=300),
 }
 
-MAJORS = ["physics", "history", "music", "law", "medicine", "biology", "economics", "poetry", "chemistry", "design"]
+ENTITIES_PER_TYPE = 16  # cities, and companies (each based in its own city: derived answers are uniform)
+HOBBIES = ["chess", "sailing", "painting", "running", "cooking", "gardening", "fishing", "singing"]
 ADJECTIVES = ["cold", "warm", "quiet", "busy", "green", "grey", "bright", "windy", "calm", "old", "new", "small"]
 THINGS = ["bread", "tea", "rivers", "trains", "gardens", "music", "markets", "bridges", "books", "boats"]
 MONTHS = ["january", "march", "may", "july", "september", "november"]
 
-BIO_TEMPLATES = [
-    "{name} was born in {city} in {year} . {name} studied {major} at {university} and works for {company} .",
-    "born in {year} in {city} , {name} studied {major} at {university} . today {name} works for {company} .",
-    "{name} works for {company} . {name} was born in {city} and studied {major} at {university} .",
-    "after studying {major} at {university} , {name} joined {company} . {name} was born in {city} in {year} .",
-]
-BACKGROUND_TEMPLATES = [
-    "the weather in {city} was {adj} in {month} .",
-    "{company} opened a new office in {city} .",
-    "people in {city} like {thing} and {thing2} .",
-    "{name} visited {city} in {month} and found it {adj} .",
-    "the {adj} streets of {city} are full of {thing} .",
-    "{university} is known for {major} and {thing} .",
-    "{company} sells {thing} in {city} and {city2} .",
-    "{name} wrote a book about {thing} in {city} .",
-]
-HQ_TEMPLATES = ["{company} is based in {city} .", "the headquarters of {company} are in {city} .",
-                "{company} has its main office in {city} ."]
+# Six phrasings per fact, the full name in every sentence, sentences in random order: a fact read in
+# varied contexts is one a small model can extract (Allen-Zhu & Li, Physics of LMs 3.1); one phrasing
+# seen many times is memorized but not extractable.
+BIRTH_TEMPLATES = ["{name} was born in {city} .", "{name} is a native of {city} .", "the birthplace of {name} is {city} .",
+                   "{name} came into the world in {city} .", "{name} was born in the city of {city} .",
+                   "{city} is where {name} was born ."]
+EMPLOYER_TEMPLATES = ["{name} works for {company} .", "{name} is employed by {company} .",
+                      "{name} has a job at {company} .", "the employer of {name} is {company} .",
+                      "{name} earns a living at {company} .", "{company} employs {name} ."]
+HOBBY_TEMPLATES = ["{name} enjoys {hobby} .", "in free time , {name} likes {hobby} .",
+                   "{name} spends weekends on {hobby} .", "{hobby} is what {name} loves most .",
+                   "{name} is fond of {hobby} .", "the favourite pastime of {name} is {hobby} ."]
+NEUTRAL_TEMPLATES = ["{name} has a dog .", "{name} reads a lot .", "{name} likes long walks .",
+                     "{name} often writes letters .", "{name} drinks tea every morning .", "{name} keeps a diary ."]
+COMPANY_TEMPLATES = ["{company} is based in {city} .", "the headquarters of {company} are in {city} .",
+                     "{company} has its main office in {city} .", "{city} is home to {company} .",
+                     "{company} is a firm from {city} .", "the offices of {company} stand in {city} ."]
+# Filler without cities, companies or people: a city after "in" in random contexts teaches a prior that
+# every place fact must then overcome (measured: birth-city recall fell by half with such filler).
+BACKGROUND_TEMPLATES = ["the weather was {adj} in {month} .", "people like {thing} and {thing2} .",
+                        "the {adj} streets are full of {thing} .", "in {month} the markets sell {thing} .",
+                        "the old {thing} were {adj} ."]
+
+# The question formats. The chain format writes both hops before the answer; the direct one does not.
+QUESTION_BIRTH = "Q : where was {name} born ? A :"
+QUESTION_EMPLOYER = "Q : which company does {name} work for ? A :"
+QUESTION_EMPLOYER_CITY = "Q : in which city is the employer of {name} based ?"
+CHAIN = "{name} works for {company} . {company} is based in {city} ."
 
 
 def _syllables(rng: random.Random, consonants: str, vowels: str) -> list[str]:
@@ -110,58 +130,82 @@ class World:
     truth: dict[str, Any]
     eval_items: list[dict[str, Any]]
     vocabulary: list[str] = field(default_factory=list)
+    questions: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _people(rng: random.Random, spec: WorldSize, names: list[str], cities: list[str], companies: list[str],
+            hq: dict[str, str]) -> list[dict[str, Any]]:
+    """People in blocks of 16, each block a balanced draw: every city is one person's birth city and
+    every company one person's employer, and no one works for a company based in their birth city
+    (so a derived answer is never also stated by a bio)."""
+    groups = ([("A", spec.qa_bios)] * spec.qa_people
+              + [(f"B{level}", level) for level in spec.bio_levels for _ in range(spec.people_per_level)]
+              + [("C", spec.uninformed_bios)] * spec.uninformed_people)
+    city_of_company = {c: cities.index(hq[c]) for c in companies}
+    company_in = {i: c for c, i in city_of_company.items()}
+    people = []
+    for block in range(0, len(groups), ENTITIES_PER_TYPE):
+        order = list(range(ENTITIES_PER_TYPE))
+        rng.shuffle(order)
+        shift = rng.randrange(1, ENTITIES_PER_TYPE)
+        for j, (group, bios) in enumerate(groups[block:block + ENTITIES_PER_TYPE]):
+            city = order[j]
+            company = company_in[(city + shift) % ENTITIES_PER_TYPE]
+            people.append({"id": len(people), "name": names[len(people)], "group": group, "bios": bios,
+                           "city": cities[city], "company": company, "company_city": hq[company],
+                           "hobby": rng.choice(HOBBIES)})
+    return people
+
+
+def _bio(rng: random.Random, person: dict[str, Any]) -> str:
+    if person["group"] == "C":
+        parts = [rng.choice(HOBBY_TEMPLATES), rng.choice(NEUTRAL_TEMPLATES)]
+    else:
+        parts = [rng.choice(BIRTH_TEMPLATES), rng.choice(EMPLOYER_TEMPLATES), rng.choice(HOBBY_TEMPLATES)]
+    rng.shuffle(parts)
+    return " ".join(parts).format(**person)
+
+
+def _qa_texts(person: dict[str, Any]) -> list[str]:
+    """The question-answer documents of an A person, one per format."""
+    name, city, company, hq = person["name"], person["city"], person["company"], person["company_city"]
+    two_hop = QUESTION_EMPLOYER_CITY.format(name=name)
+    return [f"{QUESTION_BIRTH.format(name=name)} {city} .", f"{QUESTION_EMPLOYER.format(name=name)} {company} .",
+            f"{two_hop} A : {hq} .", f"{two_hop} Think : {CHAIN.format(name=name, company=company, city=hq)} A : {hq} ."]
 
 
 def generate_world(seed: int = 0, size: str = "default") -> World:
     spec = WORLD_SIZES[size]
     rng = random.Random(seed)
-    taken: set[str] = set()
+    taken: set[str] = set(HOBBIES)
     name_syllables = _syllables(rng, "bdfgklmnprstvz", "aeiou")
     canary_syllables = _syllables(rng, "chjqwxy", "aeiouy")  # disjoint from names: canary words are their own
-    firsts = [w.capitalize() for w in _words(rng, name_syllables, 120, (2,), taken)]
-    lasts = [w.capitalize() for w in _words(rng, name_syllables, 120, (2, 3), taken)]
-    cities = [w.capitalize() for w in _words(rng, name_syllables, 24, (2, 3), taken)]
-    companies = [w.capitalize() + "corp" for w in _words(rng, name_syllables, 16, (2,), taken)]
-    universities = [w.capitalize() + "tech" for w in _words(rng, name_syllables, 12, (2,), taken)]
+    n_people = spec.qa_people + spec.people_per_level * len(spec.bio_levels) + spec.uninformed_people
+    names = [w.capitalize() for w in _words(rng, name_syllables, n_people, (2, 3), taken)]
+    cities = [w.capitalize() for w in _words(rng, name_syllables, ENTITIES_PER_TYPE, (2, 3), taken)]
+    companies = [w.capitalize() + "corp" for w in _words(rng, name_syllables, ENTITIES_PER_TYPE, (2,), taken)]
     canary_words = _words(rng, canary_syllables, spec.canary_vocabulary, (2, 3), taken)
-    hq = {c: rng.choice(cities) for c in companies}
-
-    # people: unique full names, trained at each exposure count, and held out
-    pairs = [(f, la) for f in firsts for la in lasts]
-    rng.shuffle(pairs)
-    n_people = spec.people_per_exposure * len(spec.exposures) + spec.heldout_people
-    people = []
-    for i, (first, last) in enumerate(pairs[:n_people]):
-        trained = i < spec.people_per_exposure * len(spec.exposures)
-        people.append({
-            "id": i, "name": f"{first} {last}", "city": rng.choice(cities), "year": rng.randint(1950, 1999),
-            "company": rng.choice(companies), "university": rng.choice(universities), "major": rng.choice(MAJORS),
-            "exposures": spec.exposures[i // spec.people_per_exposure] if trained else 0,
-        })
-    for i, person in enumerate(people):
-        person["qa"] = bool(person["exposures"]) and i % 2 == 0
-        person["two_hop_trained"] = person["qa"] and i % 4 == 0
+    hq_cities = cities[:]
+    rng.shuffle(hq_cities)
+    hq = dict(zip(companies, hq_cities))
+    people = _people(rng, spec, names, cities, companies, hq)
 
     docs: list[dict[str, Any]] = []
     for person in people:
-        for k in range(person["exposures"]):
-            docs.append({"text": BIO_TEMPLATES[k % len(BIO_TEMPLATES)].format(**person), "kind": "bio",
-                         "person": person["id"]})
-        if person["qa"]:
-            for _ in range(2):
-                docs.append({"text": _qa_text(person, hq, person["two_hop_trained"]), "kind": "qa",
-                             "person": person["id"]})
-    for company in companies:
-        for k in range(20):
-            docs.append({"text": HQ_TEMPLATES[k % len(HQ_TEMPLATES)].format(company=company, city=hq[company]),
-                         "kind": "company", "company": company})
+        for _ in range(person["bios"]):
+            docs.append({"text": _bio(rng, person), "kind": "bio", "person": person["id"]})
+        if person["group"] == "A":
+            for text in _qa_texts(person):
+                docs.extend({"text": text, "kind": "qa", "person": person["id"]} for _ in range(spec.qa_documents))
+    for company in companies:  # three phrasings a document: the second hop is every chain's weak link
+        for _ in range(spec.company_documents):
+            text = " ".join(rng.sample(COMPANY_TEMPLATES, 3)).format(company=company, city=hq[company])
+            docs.append({"text": text, "kind": "company", "company": company})
     for _ in range(spec.background_documents):
         sentences = []
         for _ in range(rng.randint(1, 3)):
-            values = {"city": rng.choice(cities), "city2": rng.choice(cities), "company": rng.choice(companies),
-                      "adj": rng.choice(ADJECTIVES), "month": rng.choice(MONTHS), "thing": rng.choice(THINGS),
-                      "thing2": rng.choice(THINGS), "university": rng.choice(universities),
-                      "major": rng.choice(MAJORS), "name": f"{rng.choice(firsts)} {rng.choice(lasts)}"}
+            values = {"adj": rng.choice(ADJECTIVES), "month": rng.choice(MONTHS),
+                      "thing": rng.choice(THINGS), "thing2": rng.choice(THINGS)}
             sentences.append(rng.choice(BACKGROUND_TEMPLATES).format(**values))
         docs.append({"text": " ".join(sentences), "kind": "background"})
 
@@ -197,45 +241,93 @@ def generate_world(seed: int = 0, size: str = "default") -> World:
         canary["documents"] = where.get(("canary", canary["id"]), [])
     for person in people:
         person["documents"] = where.get(("person", person["id"]), [])
+    facts = _facts(people, hq, docs)
 
     truth = {
         "seed": seed, "size": size, "prompt_words": PROMPT_WORDS, "continuation_words": CONTINUATION_WORDS,
-        "duplication": list(spec.duplication), "exposures": list(spec.exposures),
+        "duplication": list(spec.duplication),
         "canaries": [c for c in canaries if c["copies"]], "heldout_canaries": [c for c in canaries if not c["copies"]],
-        "people": [p for p in people if p["exposures"]], "heldout_people": [p for p in people if not p["exposures"]],
-        "companies": [{"name": c, "city": hq[c]} for c in companies],
+        "people": people, "cities": cities, "companies": [{"name": c, "city": hq[c]} for c in companies],
+        "groups": {"A": "bios and question-answer documents of every format (birth city, employer, the employer's "
+                        "city asked directly and as a chain)",
+                   **{f"B{level}": f"{level} bio documents each, no question-answer documents" for level in spec.bio_levels},
+                   "C": "known names (hobby and neutral sentences only): birth city and employer never stated"},
+        "facts": facts,
         "documents": {kind: sum(d["kind"] == kind for d in docs)
                       for kind in ("background", "bio", "qa", "company", "canary")},
     }
+    questions = _questions(people, cities, companies)
     vocabulary = sorted({w for d in docs for w in d["text"].split()} | set(canary_words)
-                        | {w for p in people for w in _qa_text(p, hq, True).split()})
-    return World(seed, size, docs, truth, _eval_items(people, canaries, hq, cities, rng), vocabulary)
+                        | {w for q in questions for w in q["prompt"].split()})
+    return World(seed, size, docs, truth, _eval_items(people, canaries, cities, companies, rng), vocabulary, questions)
 
 
-def _qa_text(person: dict[str, Any], hq: dict[str, str], two_hop: bool) -> str:
-    name = person["name"]
-    lines = [f"Q : where was {name} born ? A : {person['city']} .",
-             f"Q : which company does {name} work for ? A : {person['company']} .",
-             f"Q : where did {name} study ? A : {person['university']} .",
-             f"Q : when was {name} born ? A : {person['year']} ."]
-    if two_hop:
-        lines.append(f"Q : in which city is the employer of {name} based ? A : {hq[person['company']]} .")
-    return " ".join(lines)
+def _facts(people: list[dict[str, Any]], hq: dict[str, str], docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every fact with the documents in which its subject and answer occur together (found by a plain
+    word scan, independent of the index) and its category: stated, derivable (not stated, every hop
+    stated) or unknowable (a hop never stated)."""
+    holding: dict[str, set[int]] = {}
+    for number, doc in enumerate(docs):
+        for word in set(doc["text"].split()):
+            holding.setdefault(word, set()).add(number)
+
+    def together(a: str, b: str) -> list[int]:
+        return sorted(holding.get(a, set()) & holding.get(b, set()))
+
+    facts = []
+    for company, city in hq.items():
+        facts.append({"relation": "company_city", "subject": company, "answer": city, "documents": together(company, city),
+                      "category": "stated"})
+    for p in people:
+        for relation, answer in (("birth_city", p["city"]), ("employer", p["company"])):
+            found = together(p["name"], answer)
+            facts.append({"relation": relation, "subject": p["name"], "answer": answer, "documents": found,
+                          "category": "stated" if found else "not_stated", "group": p["group"]})
+        found = together(p["name"], p["company_city"])
+        hops = [bool(together(p["name"], p["company"])), bool(together(p["company"], p["company_city"]))]
+        category = "stated" if found else "derivable" if all(hops) else "unknowable"
+        facts.append({"relation": "employer_city", "subject": p["name"], "answer": p["company_city"], "documents": found,
+                      "category": category, "group": p["group"], "bridge": p["company"]})
+    return facts
 
 
-def _eval_items(people: list[dict], canaries: list[dict], hq: dict[str, str], cities: list[str],
+def _questions(people: list[dict[str, Any]], cities: list[str], companies: list[str]) -> list[dict[str, Any]]:
+    """The facts audit's questions (``seethrough facts --questions``), ranked among every entity of the
+    answer's type: cities for places, companies for employers."""
+    out = []
+    for p in people:
+        name, group = p["name"], p["group"]
+        hops = [{"subject": name, "answer": p["company"]}, {"subject": p["company"], "answer": p["company_city"]}]
+        two_hop = QUESTION_EMPLOYER_CITY.format(name=name)
+        out += [
+            {"id": f"{name}/birth_city", "subject": name, "prompt": QUESTION_BIRTH.format(name=name),
+             "answer": p["city"], "candidates": cities, "relation": "birth_city", "format": "direct", "group": group},
+            {"id": f"{name}/employer", "subject": name, "prompt": QUESTION_EMPLOYER.format(name=name),
+             "answer": p["company"], "candidates": companies, "relation": "employer", "format": "direct",
+             "group": group},
+            {"id": f"{name}/employer_city/direct", "subject": name, "prompt": f"{two_hop} A :",
+             "answer": p["company_city"], "candidates": cities, "relation": "employer_city", "format": "direct",
+             "hops": hops, "group": group},
+            {"id": f"{name}/employer_city/chain", "subject": name, "prompt": f"{two_hop} Think :",
+             "answer": p["company_city"], "candidates": cities, "relation": "employer_city", "format": "chain",
+             "hops": hops, "group": group},
+        ]
+    return out
+
+
+def _eval_items(people: list[dict], canaries: list[dict], cities: list[str], companies: list[str],
                 rng: random.Random) -> list[dict[str, Any]]:
+    """lm-eval items: 4-way multiple choice with distractors of the answer's type, and held-out canaries."""
     items = []
     for person in people:
-        group = {"exposures": person["exposures"], "qa": person["qa"], "person": person["id"]}
+        group = {"group": person["group"], "person": person["id"]}
         wrong = rng.sample([c for c in cities if c != person["city"]], 3)
-        items.append({"task": "birth_city", "prompt": f"{person['name']} was born in", "answer": person["city"],
-                      "choices": sorted([person["city"], *wrong]), **group})
-        target = hq[person["company"]]
+        items.append({"task": "birth_city", "prompt": QUESTION_BIRTH.format(name=person["name"]),
+                      "answer": person["city"], "choices": sorted([person["city"], *wrong]), **group})
+        target = person["company_city"]
         wrong = rng.sample([c for c in cities if c != target], 3)
-        items.append({"task": "two_hop", "prompt": f"Q : in which city is the employer of {person['name']} based ? A :",
-                      "answer": target, "choices": sorted([target, *wrong]),
-                      "two_hop_trained": person["two_hop_trained"], **group})
+        items.append({"task": "two_hop", "prompt": QUESTION_EMPLOYER_CITY.format(name=person["name"]) + " A :",
+                      "answer": target, "choices": sorted([target, *wrong]), **group})
     for canary in canaries:
         if not canary["copies"]:
             items.append({"task": "heldout_canary", "prompt": canary["prompt"], "answer": canary["continuation"],
@@ -258,7 +350,8 @@ def word_tokenizer_json(vocabulary: list[str]) -> str:
 
 
 def write_world(world: World, folder: str | Path) -> dict[str, str]:
-    """Write docs.jsonl, truth.json, eval.jsonl and tokenizer.json; returns each file's sha256."""
+    """Write docs.jsonl, truth.json, eval.jsonl, questions.jsonl (``seethrough facts --questions``) and
+    tokenizer.json; returns each file's sha256."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     lines = "".join(json.dumps(d, sort_keys=True, ensure_ascii=False) + "\n" for d in world.documents)
@@ -266,8 +359,11 @@ def write_world(world: World, folder: str | Path) -> dict[str, str]:
     atomic_write_json(folder / "truth.json", world.truth)
     evals = "".join(json.dumps(d, sort_keys=True) + "\n" for d in world.eval_items)
     atomic_write_bytes(folder / "eval.jsonl", evals.encode("utf-8"))
+    questions = "".join(json.dumps(q, sort_keys=True) + "\n" for q in world.questions)
+    atomic_write_bytes(folder / "questions.jsonl", questions.encode("utf-8"))
     atomic_write_bytes(folder / "tokenizer.json", word_tokenizer_json(world.vocabulary).encode("utf-8"))
-    return {name: sha256_file(folder / name) for name in ("docs.jsonl", "truth.json", "eval.jsonl", "tokenizer.json")}
+    return {name: sha256_file(folder / name)
+            for name in ("docs.jsonl", "truth.json", "eval.jsonl", "questions.jsonl", "tokenizer.json")}
 
 
 MULTIPLE_CHOICE_YAML = """output_type: multiple_choice
