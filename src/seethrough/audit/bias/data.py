@@ -23,7 +23,10 @@ For each axis (gender, religion, ...) and its groups of terms (``terms.py``):
   of the text of the window around each occurrence of a group's terms (``window`` tokens either
   side, within the document, decoded with the corpus tokenizer), mean and 95% bootstrap interval
   per group; every occurrence, or a seeded uniform sample of ``max_windows`` of them (said in the
-  output as ``sampled``). VADER is an English social-media lexicon: it scores words, not meaning.
+  output as ``sampled``): the occurrences in corpus order, indexes drawn by
+  ``numpy.random.default_rng([seed, k]).choice(n, max_windows, replace=False)`` for the k-th group
+  (axes in order, groups in order). VADER is an English social-media lexicon: it scores words, not
+  meaning.
 """
 
 from __future__ import annotations
@@ -162,15 +165,18 @@ def window_texts(index: Any, spans: list[Any], picks: np.ndarray, window: int) -
     return tokenizer.decode_batch(rows, skip_special_tokens=False)
 
 
-def measure_sentiment(index: Any, groups: Groups, settings: BiasDataSettings) -> tuple[list[dict[str, Any]], list[str]]:
-    """Mean VADER compound score of the windows around each group's terms, with its bootstrap interval."""
-    sets = [_union(terms) for axis in groups.axes for terms in groups.terms[axis].values()]
+def measure_sentiment(index: Any, groups: Groups, settings: BiasDataSettings, spans: list[Any] | None = None,
+                      first_owner: int = 0) -> tuple[list[dict[str, Any]], list[str]]:
+    """Mean VADER compound score of the windows around each group's terms, with its bootstrap interval.
+    ``spans``: the groups' occurrences when already found (group k's owner ``first_owner + k``)."""
     names = [(axis, group) for axis in groups.axes for group in groups.terms[axis]]
-    spans = occurrence_spans(index, sets)
+    if spans is None:
+        spans = occurrence_spans(index, [_union(groups.terms[axis][group]) for axis, group in names])
+        first_owner = 0
     analyzer = sentiment_analyzer()
     rows, notes = [], []
     for number, (axis, group) in enumerate(names):
-        mine = [part.of(number) for part in spans]
+        mine = [part.of(first_owner + number) for part in spans]
         total = sum(len(part) for part in mine)
         sampled = bool(settings.max_windows) and total > settings.max_windows
         if sampled:
@@ -214,7 +220,8 @@ def measure_data_bias(index: Any, groups: Any = "builtin", targets: Any = "built
     term_list = [t for axis in resolved.axes for terms in resolved.terms[axis].values() for t in terms]
     group_names = [(axis, group) for axis in resolved.axes for group in resolved.terms[axis]]
     sets = [t.variants for t in term_list] + [_union(resolved.terms[a][g]) for a, g in group_names]
-    occurrences, documents = count_by_owner(index, occurrence_spans(index, sets), len(sets))
+    spans = occurrence_spans(index, sets)
+    occurrences, documents = count_by_owner(index, spans, len(sets))
     terms_out = [{"axis": t.axis, "group": t.group, "term": t.text, "variants": [v.text for v in t.variants],
                   "occurrences": int(n), "documents": int(d), "per_million": _number(n * per_million)}
                  for t, n, d in zip(term_list, occurrences, documents)]
@@ -259,7 +266,7 @@ def measure_data_bias(index: Any, groups: Any = "builtin", targets: Any = "built
     if absent:
         notes.append(f"{len(absent)} target(s) never occur in the corpus (reported as 0, statistics null): "
                      f"{', '.join(absent[:20])}{' ...' if len(absent) > 20 else ''}")
-    sentiment, sentiment_notes = measure_sentiment(index, resolved, settings)
+    sentiment, sentiment_notes = measure_sentiment(index, resolved, settings, spans, len(term_list))
     corpus = {"path": str(index.path), "corpus_hash": index.corpus.corpus_hash, "tokens": int(index.num_tokens),
               "documents": int(index.num_documents)}
     return BiasDataReport(corpus, settings, terms_out, groups_out, cooccurrence, associated, sentiment,
