@@ -257,13 +257,13 @@ def _cache_key(root: Path, resolve_includes: bool) -> dict[str, Any]:
 @contextlib.contextmanager
 def _recording_loads(loaded: set[str]) -> Iterator[None]:
     """Within the block, every YAML file lm-eval's loader opens (an ``include:`` target too: its loader
-    recurses through its module's ``load_yaml``) is added to ``loaded`` as a resolved path."""
+    recurses through its module's ``load_yaml``) is added to ``loaded``, as the path it was given."""
     from lm_eval.tasks import _index, _yaml_loader
 
     original = _yaml_loader.load_yaml
 
     def load_yaml(path: Any, *args: Any, **kwargs: Any) -> Any:
-        loaded.add(str(Path(path).expanduser().resolve()))
+        loaded.add(str(path))
         return original(path, *args, **kwargs)
 
     _yaml_loader.load_yaml = _index.load_yaml = load_yaml
@@ -309,9 +309,14 @@ def _write_cache(file: Path, key: dict[str, Any], root: Path, listing: dict[str,
             except ValueError:
                 return
         rows.append([name, entry.kind.name, path, sorted(entry.tags)])
-    walked = {str(root.resolve() / rel) for rel in listing}
+    # the walked files are read as the walk names them; what else was read (include: targets not named
+    # *.yaml, or in other folders) is resolved once each: most are the same few templates, included again
+    # and again
+    walked = {str(root / rel) for rel in listing}
+    resolved_walked = {str(root.resolve() / rel) for rel in listing}
+    others = {str(Path(path).expanduser().resolve()) for path in loaded if path not in walked}
     included: dict[str, Any] = {}
-    for path in sorted(loaded - walked):  # include: targets not named *.yaml, or outside the folder
+    for path in sorted(others - resolved_walked):
         found = _stat(path)
         included[path] = None if found is None else [found[0], found[1],
                                                     _sha256(Path(path)) if _racy(found, began_ns) else None]
