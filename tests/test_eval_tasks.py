@@ -423,6 +423,28 @@ def test_a_damaged_cache_is_ignored_and_rebuilt(small, damage):
     assert len(small["calls"]) == 2
 
 
+def test_writing_a_cache_file_removes_those_of_folders_gone(small, tmp_path):
+    """Each evaluation of a temporary task folder leaves a cache file; the next file written removes
+    those whose folder is gone (and files that are not a cache), and keeps the others."""
+    import shutil
+
+    from seethrough.evaluate.tasks import build_task_index, task_index_file
+
+    gone, kept = tmp_path / "gone", tmp_path / "kept"
+    for folder in (gone, kept):
+        folder.mkdir()
+        (folder / "t.yaml").write_text(f"task: t_{folder.name}\n")
+        build_task_index([folder], cache_dir=small["cache"])
+    (small["cache"] / "stray.json").write_text("not a cache")
+    shutil.rmtree(gone)
+    assert task_index_file(gone, cache_dir=small["cache"]).is_file()
+    _build(small)  # writes the tree's file
+    assert not task_index_file(gone, cache_dir=small["cache"]).exists()
+    assert not (small["cache"] / "stray.json").exists()
+    assert task_index_file(kept, cache_dir=small["cache"]).is_file()
+    assert task_index_file(small["tree"], cache_dir=small["cache"]).is_file()
+
+
 def test_an_unwritable_cache_is_skipped(small):
     small["cache"].write_text("a file where the cache folder should be")
     assert rows(_build(small)) == rows(_fresh(small))

@@ -24,8 +24,9 @@ of a folder is a pure function of the YAML files under it (and of the files they
   truncated or foreign cache file included) rebuilds the folder's index and rewrites its file.
 - **Where**: ``seethrough_cache_dir() / "lm_eval_tasks"``: ``$SEETHROUGH_CACHE``, else
   ``$XDG_CACHE_HOME/seethrough``, else ``~/.cache/seethrough``; one file per folder (named by the hash
-  of its resolved path and the include setting), written atomically. A cache that cannot be written
-  (read-only home) only means the index is rebuilt next time.
+  of its resolved path and the include setting), written atomically; writing one removes the files
+  of folders that no longer exist. A cache that cannot be written (read-only home) only means the
+  index is rebuilt next time.
 
 ``cached_task_index()`` makes every ``TaskManager`` built inside it use this (lm-eval's command line
 included); ``resolve_tasks`` is the ``TaskManager`` that ``seethrough eval`` evaluates named tasks with.
@@ -327,6 +328,31 @@ def _write_cache(file: Path, key: dict[str, Any], root: Path, listing: dict[str,
         atomic_write_bytes(file, json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
     except OSError as error:
         log.debug("task index cache %s not written: %s", file, error)
+        return
+    _prune(file)
+
+
+PRUNE_BELOW_BYTES = 1 << 20
+"""Other cache files up to this size are read when one is written, and removed if their folder is gone."""
+
+
+def _prune(written: Path) -> None:
+    """Remove the cache files of task folders that no longer exist (every evaluation of a temporary
+    folder of tasks leaves one) and files that are not a cache; files larger than ``PRUNE_BELOW_BYTES``
+    (lm-eval's own folder: 3.5 MB) are left alone, as reading them would cost more than they do."""
+    for other in written.parent.glob("*.json"):
+        try:
+            if other == written or other.stat().st_size > PRUNE_BELOW_BYTES:
+                continue
+            try:
+                root = json.loads(other.read_bytes())["key"]["root"]
+                gone = not isinstance(root, str) or not Path(root).exists()
+            except (ValueError, KeyError, TypeError):
+                gone = True
+            if gone:
+                other.unlink()
+        except OSError:  # removed meanwhile by another process, or unreadable: leave it
+            continue
 
 
 def _read_cache(file: Path, key: dict[str, Any], root: Path, listing: dict[str, Any],
