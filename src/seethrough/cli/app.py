@@ -11,6 +11,7 @@ from ..errors import SeethroughError
 from . import data  # noqa: F401,I001
 from . import training  # noqa: F401
 from . import audits  # noqa: F401
+from . import detect  # noqa: F401
 from . import beliefs  # noqa: F401
 from . import bias  # noqa: F401
 from . import evaluation  # noqa: F401
