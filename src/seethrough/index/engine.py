@@ -197,10 +197,20 @@ def _batch_of(queries: Any, what: str) -> list:
 
 @dataclass
 class _ShardIndex:
+    """One shard with its suffix array, and every query's part that one shard answers.
+
+    Each method below is one shard's partial answer to a batch (already encoded and checked),
+    returned as plain arrays, lists and :class:`Match` objects; :class:`IndexedCorpus` combines the
+    shards' answers in shard order. The same methods answer for a local corpus and on a cluster's
+    query servers (``open_corpus(..., ray=ADDRESS)``), and the same :class:`IndexedCorpus` code
+    combines them, so both give the same answers."""
+
     shard: Shard
     table: np.ndarray
     pointer_bytes: int
     """Bytes per suffix-array entry (see :func:`seethrough.index.build.pointer_bytes`)."""
+    corpus: TokenCorpus = field(repr=False)
+    """The corpus the shard belongs to: its tokenizer decodes snippets, its metadata describes matches."""
 
     @property
     def width(self) -> int:
@@ -215,6 +225,143 @@ class _ShardIndex:
     def doc_ends(self) -> np.ndarray:
         return np.append(self.doc_starts[1:], self.shard.positions)
 
+    # ---- per-shard answers ------------------------------------------------------------------------
+    def rank_ranges(self, ids: np.ndarray, bounds: np.ndarray, order: np.ndarray | None,
+                    compiled: bool = True) -> np.ndarray:
+        """A (2, n) array: the rank range [lo, hi) of the suffixes that start with each query (lo == hi
+        where it does not occur; the empty query spans every position). ``order``: the order a large
+        batch is searched in (on all cores), or None; ``compiled=False``: the plain-Python byte search."""
+        n = len(bounds) - 1
+        ranges = np.empty((2, n), dtype=np.int64)
+        if not compiled:
+            from .bytesearch import rank_range
+
+            little_endian = self.shard.tokens.dtype.newbyteorder("<")
+            token_bytes = self.shard.tokens.view(np.uint8)
+            for q in range(n):
+                query = ids[int(bounds[q]):int(bounds[q + 1])].astype(little_endian).tobytes()
+                ranges[:, q] = rank_range(token_bytes, self.table, self.pointer_bytes, query)
+        elif order is None:
+            _kernels().find_ranges(self.shard.tokens, self.table, self.pointer_bytes, self.width, ids, bounds, ranges)
+        else:
+            _kernels().find_ranges_parallel(self.shard.tokens, self.table, self.pointer_bytes, self.width, ids, bounds,
+                                            order, ranges)
+        return ranges
+
+    def document_counts(self, ids: np.ndarray, bounds: np.ndarray, order: np.ndarray | None,
+                        compiled: bool = True) -> np.ndarray:
+        """Documents of this shard that contain each query."""
+        counts = np.zeros(len(bounds) - 1, dtype=np.int64)
+        _kernels().document_counts(self.table, self.pointer_bytes, self.width, self.doc_starts,
+                                   self.rank_ranges(ids, bounds, order, compiled), counts)
+        return counts
+
+    def first_positions(self, lo: int, hi: int, k: int) -> np.ndarray:
+        """The ``k`` smallest token positions among ranks [lo, hi), sorted; memory bounded by chunks."""
+        best = np.zeros(0, dtype=np.int64)
+        if k <= 0:
+            return best
+        for start in range(lo, hi, LISTING_CHUNK):
+            chunk = _kernels().positions(self.table, self.pointer_bytes, self.width, start, min(hi, start + LISTING_CHUNK))
+            merged = np.concatenate((best, chunk))
+            best = np.partition(merged, k - 1)[:k] if len(merged) > k else merged
+        return np.sort(best)
+
+    def first_matches(self, ranges: np.ndarray, takes: np.ndarray, lengths: np.ndarray,
+                      context: int) -> list[list[Match]]:
+        """For each query, the matches at its ``takes[q]`` first positions in this shard (rank range
+        ``ranges[:, q]``, ``lengths[q]`` tokens long)."""
+        return [[self.match(int(pos), int(length), context) for pos in self.first_positions(int(lo), int(hi), int(k))]
+                if k else [] for lo, hi, k, length in zip(ranges[0], ranges[1], takes, lengths)]
+
+    def next_tokens(self, lo: int, hi: int, depth: int) -> tuple[list[int], list[int], int]:
+        """Every distinct token after the ``depth``-token prefix of ranks [lo, hi), its count, and how many
+        of those occurrences end a document."""
+        tokens, runs, ends = _kernels().next_token_counts(self.shard.tokens, self.table, self.pointer_bytes, self.width,
+                                                          lo, hi, depth, self.corpus.separator)
+        return tokens.tolist(), runs.tolist(), int(ends)
+
+    def ngram_counts(self, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
+                     next_ids: np.ndarray) -> np.ndarray:
+        """(2, n): occurrences in this shard of each prompt suffix ``ids[starts[q]:starts[q] + lengths[q]]``,
+        and of that suffix followed by ``next_ids[q]``."""
+        counts = np.zeros((2, len(next_ids)), dtype=np.int64)
+        _kernels().ngram_counts(self.shard.tokens, self.table, self.pointer_bytes, self.width, self.shard.documents,
+                                ids, starts, lengths, next_ids, counts)
+        return counts
+
+    def longest_suffixes(self, ids: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+        """Length of each query's longest suffix that occurs in this shard."""
+        known = np.zeros(len(bounds) - 1, dtype=np.int64)
+        _kernels().longest_occurring_suffixes(self.shard.tokens, self.table, self.pointer_bytes, self.width, ids, bounds,
+                                              known)
+        return known
+
+    def longest_matches(self, ids: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per query token: the longest match in this shard starting there, and its count."""
+        lengths, counts = np.empty(len(ids), dtype=np.int64), np.empty(len(ids), dtype=np.int64)
+        _kernels().longest_matches(self.shard.tokens, self.table, self.pointer_bytes, self.width, ids, bounds,
+                                   lengths, counts)
+        return lengths, counts
+
+    def boolean_hits(self, ranges: np.ndarray, clause_sizes: list[int], window: int,
+                     limit: int) -> tuple[int, int, np.ndarray]:
+        """Occurrences of the first clause with every other clause within ``window`` (same document): their
+        number, the documents they are in, and the first ``limit`` of their positions. ``ranges[:, t]`` is
+        the rank range of the clauses' ``t``-th n-gram, clause after clause."""
+        starts_by_clause, t = [], 0
+        for size in clause_sizes:
+            found = [_kernels().positions(self.table, self.pointer_bytes, self.width, int(ranges[0, t + i]),
+                                          int(ranges[1, t + i])) for i in range(size)]
+            t += size
+            starts_by_clause.append(np.unique(np.concatenate(found)))
+        anchors = starts_by_clause[0]
+        doc = np.searchsorted(self.doc_starts, anchors, side="right") - 1
+        lo_pos = np.maximum(anchors - window, self.doc_starts[doc] + 1)
+        hi_pos = np.minimum(anchors + window, self.doc_ends[doc] - 1)
+        keep = np.ones(len(anchors), dtype=bool)
+        for other in starts_by_clause[1:]:
+            keep &= np.searchsorted(other, lo_pos, side="left") < np.searchsorted(other, hi_pos, side="right")
+        hits = anchors[keep]
+        return len(hits), len(np.unique(doc[keep])), hits[:limit]
+
+    def anchored_matches(self, positions: np.ndarray, anchor: list[np.ndarray], context: int) -> list[Match]:
+        """The matches at ``positions``, each as long as the longest n-gram of ``anchor`` that starts there."""
+        return [self.match(int(pos), self._anchor_length(int(pos), anchor), context) for pos in positions]
+
+    # ---- helpers ----------------------------------------------------------------------------------
+    def match(self, pos: int, length: int, context: int) -> Match:
+        """The match of ``length`` tokens at token position ``pos`` of this shard, with ``context`` either side."""
+        local = int(np.searchsorted(self.doc_starts, pos, side="right")) - 1
+        doc_start, doc_end = int(self.doc_starts[local]) + 1, int(self.doc_ends[local])
+        left = max(doc_start, pos - context)
+        right = min(doc_end, pos + length + context)
+        ids = self.shard.tokens[left:right].tolist()
+        doc = self.shard.first_document + local
+        tok = self.corpus.tokenizer
+        # the ``metadata`` field of the document's record, or {} where the record is not a JSON object
+        # (an infini-gram folder may hold any line)
+        record = self.corpus.document_metadata(doc)
+        return Match(doc=doc, position=pos - doc_start, metadata=record.get("metadata", {}) if isinstance(record, dict) else {},
+                     snippet=tok.decode(ids) if tok else None, snippet_ids=ids, match_start=pos - left)
+
+    def _anchor_length(self, pos: int, clause: list[np.ndarray]) -> int:
+        """Length of the longest term of ``clause`` that starts at ``pos``."""
+        tokens = self.shard.tokens
+        best = 0
+        for term in clause:
+            end = pos + len(term)
+            if end <= len(tokens) and np.array_equal(tokens[pos:end].astype(np.int64), term):
+                best = max(best, len(term))
+        return best
+
+
+def _takes_in_order(counts: np.ndarray, limit: int) -> np.ndarray:
+    """How many of the first ``limit`` results of each query come from each shard, results listed in shard
+    order: ``counts[s, q]`` results of query q in shard s, the first shards' all before the next's."""
+    before = np.cumsum(counts, axis=0) - counts
+    return np.clip(limit - before, 0, counts)
+
 
 class IndexedCorpus:
     """A corpus with its suffix arrays: the object :func:`open_corpus` returns."""
@@ -223,12 +370,28 @@ class IndexedCorpus:
     """Longer queries are refused (a count of them is pointless and their spans cost memory); the
     limit is per query, so a batch may hold any number of queries."""
 
-    def __init__(self, corpus: TokenCorpus, verify_hashes: bool = False, compiled: bool = True) -> None:
+    def __init__(self, corpus: TokenCorpus, verify_hashes: bool = False, compiled: bool = True,
+                 servers: Any = None) -> None:
         self.corpus = corpus
         self._indexes: list[_ShardIndex] | None = None
         self._verify_hashes = verify_hashes
         self.compiled = compiled
         """False: rank ranges come from the pure-Python byte search (no numba start-up; for one-off commands)."""
+        self.servers = servers
+        """Shard servers that answer each shard's part of every query (``open_corpus(..., ray=ADDRESS)``:
+        :class:`seethrough.distributed.ShardServers`), or None to answer here; the answers are combined
+        here either way, by the same code."""
+
+    def close(self) -> None:
+        """Stop the shard servers, if any (a local corpus holds nothing to stop)."""
+        if self.servers is not None:
+            self.servers.close()
+
+    def __enter__(self) -> IndexedCorpus:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
 
     # ---- corpus facts -------------------------------------------------------------------------
     @property
@@ -272,7 +435,7 @@ class IndexedCorpus:
                     f"{path} has {len(table)} bytes, expected {shard.positions * entry_bytes} for this shard: it "
                     f"belongs to another corpus or is truncated; run `seethrough index build --force {folder}`"
                 )
-            out.append(_ShardIndex(shard, table, entry_bytes))
+            out.append(_ShardIndex(shard, table, entry_bytes, self.corpus))
         return out
 
     @property
@@ -280,11 +443,15 @@ class IndexedCorpus:
         """Bytes per token, the same in every shard."""
         return self.corpus.shards[0].tokens.itemsize
 
-    def _metadata(self, doc: int) -> dict[str, Any]:
-        """A document's metadata as :meth:`TokenCorpus.document` reads it: the ``metadata`` field of its
-        record, or {} where the record is not a JSON object (an infini-gram folder may hold any line)."""
-        record = self.corpus.document_metadata(doc)
-        return record.get("metadata", {}) if isinstance(record, dict) else {}
+    def _per_shard(self, op: str, *common: Any, each: Sequence[tuple | None] | None = None) -> list[Any]:
+        """Every shard's answer to ``op`` (a :class:`_ShardIndex` method), in shard order: called with
+        ``each[s]`` (shard s's own arguments; None skips the shard, whose answer is then None), then
+        ``common``. Here one call per shard; with shard servers one call per server for all its shards."""
+        if self.servers is not None:
+            return self.servers.answer(op, common, each)
+        if each is None:
+            return [getattr(ix, op)(*common) for ix in self.shard_indexes]
+        return [None if own is None else getattr(ix, op)(*own, *common) for ix, own in zip(self.shard_indexes, each)]
 
     # ---- query encoding -------------------------------------------------------------------------
     def encode(self, query: Query) -> np.ndarray:
@@ -429,22 +596,7 @@ class IndexedCorpus:
     def _rank_ranges(self, queries: _Queries) -> list[np.ndarray]:
         """Per shard, a (2, n) array: the rank range [lo, hi) in that shard's table of the suffixes that
         start with each query (lo == hi where it does not occur; the empty query spans every position)."""
-        if not self.compiled:
-            return [self._byte_search(ix, queries) for ix in self.shard_indexes]
-        kernels = _kernels()
-        n = len(queries.bounds) - 1
-        order = self._search_order(queries) if n >= PARALLEL_BATCH else None
-        out = []
-        for ix in self.shard_indexes:
-            ranges = np.empty((2, n), dtype=np.int64)
-            if order is None:
-                kernels.find_ranges(ix.shard.tokens, ix.table, ix.pointer_bytes, ix.width, queries.ids, queries.bounds,
-                                    ranges)
-            else:
-                kernels.find_ranges_parallel(ix.shard.tokens, ix.table, ix.pointer_bytes, ix.width, queries.ids,
-                                             queries.bounds, order, ranges)
-            out.append(ranges)
-        return out
+        return self._per_shard("rank_ranges", queries.ids, queries.bounds, self._search_order(queries), self.compiled)
 
     def _counts(self, queries: _Queries) -> np.ndarray:
         """Occurrences of every (non-empty) query, summed over shards: the sizes of its rank ranges.
@@ -452,21 +604,13 @@ class IndexedCorpus:
         for 20,000 queries.)"""
         return sum(hi - lo for lo, hi in self._rank_ranges(queries))
 
-    def _search_order(self, queries: _Queries) -> np.ndarray:
-        """The order a large batch is searched in: by first tokens, as the table is sorted, so that
-        consecutive binary searches walk the same part of the suffix array and find it in cache."""
+    def _search_order(self, queries: _Queries) -> np.ndarray | None:
+        """The order a large batch is searched in (on every core): by first tokens, as the table is sorted,
+        so that consecutive binary searches walk the same part of the suffix array and find it in cache.
+        None for small batches and the byte search, which go in the given order."""
+        if not self.compiled or len(queries.bounds) - 1 < PARALLEL_BATCH:
+            return None
         return np.argsort(_kernels().sort_keys(queries.ids, queries.bounds, self._width))
-
-    def _byte_search(self, ix: _ShardIndex, queries: _Queries) -> np.ndarray:
-        from .bytesearch import rank_range
-
-        little_endian = ix.shard.tokens.dtype.newbyteorder("<")
-        token_bytes = ix.shard.tokens.view(np.uint8)
-        ranges = np.empty((2, len(queries.bounds) - 1), dtype=np.int64)
-        for q in range(len(queries.bounds) - 1):
-            query = queries.query(q).astype(little_endian).tobytes()
-            ranges[:, q] = rank_range(token_bytes, ix.table, ix.pointer_bytes, query)
-        return ranges
 
     def _ranges(self, encoded: list[np.ndarray]) -> list[np.ndarray]:
         """:meth:`_rank_ranges` of already encoded queries."""
@@ -495,10 +639,8 @@ class IndexedCorpus:
         if not queries:
             return []
         batch = self._encode_batch(queries)
-        result = np.zeros(len(queries), dtype=np.int64)
-        for ix, ranges in zip(self.shard_indexes, self._rank_ranges(batch)):
-            _kernels().document_counts(ix.table, ix.pointer_bytes, ix.width, ix.doc_starts, ranges, result)
-        return result.tolist()
+        per_shard = self._per_shard("document_counts", batch.ids, batch.bounds, self._search_order(batch), self.compiled)
+        return np.sum(per_shard, axis=0).tolist()
 
     # ---- find -------------------------------------------------------------------------------------
     def find(self, query: Query, limit: int = 10, context: int = 20) -> FindResult:
@@ -516,62 +658,34 @@ class IndexedCorpus:
             return []
         batch = self._encode_batch(queries)
         shards = self._rank_ranges(batch)
-        results = []
-        for q in range(len(queries)):
-            ids = batch.query(q)
-            matches: list[Match] = []
-            for ix, (lo, hi) in zip(self.shard_indexes, shards):
-                if len(matches) >= limit:
-                    break
-                for pos in self._first_positions(ix, int(lo[q]), int(hi[q]), limit - len(matches)):
-                    matches.append(self._match(ix, int(pos), len(ids), context))
-            count = int(sum(hi[q] - lo[q] for lo, hi in shards))
-            results.append(FindResult(count, matches, ids.tolist()))
-        return results
+        counts = np.array([hi - lo for lo, hi in shards])  # (shards, queries)
+        takes = _takes_in_order(counts, limit)  # the first `limit` matches, in corpus order
+        found = self._per_shard("first_matches", batch.lengths, context,
+                                each=[(ranges, take) if take.any() else None for ranges, take in zip(shards, takes)])
+        totals = counts.sum(axis=0).tolist()
+        return [FindResult(totals[q], [m for part in found if part is not None for m in part[q]], batch.query(q).tolist())
+                for q in range(len(queries))]
 
     def positions(self, query: Query) -> list[np.ndarray]:
         """Every occurrence, per shard: sorted token positions in that shard's ``tokenized`` file
         (separators included, so position ``p`` is document token ``p - doc_start - 1``)."""
         shards = self._ranges([self.encode(query)])
-        return [self._first_positions(ix, int(lo[0]), int(hi[0]), int(hi[0] - lo[0]))
-                for ix, (lo, hi) in zip(self.shard_indexes, shards)]
-
-    def _first_positions(self, ix: _ShardIndex, lo: int, hi: int, k: int) -> np.ndarray:
-        """The ``k`` smallest token positions among ranks [lo, hi), sorted; memory bounded by chunks."""
-        best = np.zeros(0, dtype=np.int64)
-        if k <= 0:
-            return best
-        for start in range(lo, hi, LISTING_CHUNK):
-            chunk = _kernels().positions(ix.table, ix.pointer_bytes, ix.width, start, min(hi, start + LISTING_CHUNK))
-            merged = np.concatenate((best, chunk))
-            best = np.partition(merged, k - 1)[:k] if len(merged) > k else merged
-        return np.sort(best)
-
-    def _match(self, ix: _ShardIndex, pos: int, length: int, context: int) -> Match:
-        local = int(np.searchsorted(ix.doc_starts, pos, side="right")) - 1
-        doc_start, doc_end = int(ix.doc_starts[local]) + 1, int(ix.doc_ends[local])
-        left = max(doc_start, pos - context)
-        right = min(doc_end, pos + length + context)
-        ids = ix.shard.tokens[left:right].tolist()
-        doc = ix.shard.first_document + local
-        tok = self.corpus.tokenizer
-        return Match(doc=doc, position=pos - doc_start, metadata=self._metadata(doc),
-                     snippet=tok.decode(ids) if tok else None, snippet_ids=ids, match_start=pos - left)
+        return self._per_shard("first_positions", each=[(int(lo[0]), int(hi[0]), int(hi[0] - lo[0])) for lo, hi in shards])
 
     # ---- next-token distribution and probabilities --------------------------------------------------
     def ntd(self, prompt: Query) -> NextTokenDistribution:
         """Exact distribution of the token that follows the prompt (empty prompt: unigram counts)."""
         ids = self._encode(prompt, allow_empty=True)
         shards = self._ranges([ids])  # the empty prompt spans every position, separators included
+        parts = self._per_shard("next_tokens", len(ids),
+                                each=[(int(lo[0]), int(hi[0])) if hi[0] > lo[0] else None for lo, hi in shards])
         counts: dict[int, int] = {}
         ends = 0
-        for ix, (lo, hi) in zip(self.shard_indexes, shards):
-            if hi[0] > lo[0]:
-                tokens, runs, shard_ends = _kernels().next_token_counts(
-                    ix.shard.tokens, ix.table, ix.pointer_bytes, ix.width, int(lo[0]), int(hi[0]), len(ids),
-                    self.corpus.separator)
-                ends += int(shard_ends)
-                for t, c in zip(tokens.tolist(), runs.tolist()):
+        for part in parts:
+            if part is not None:
+                tokens, runs, shard_ends = part
+                ends += shard_ends
+                for t, c in zip(tokens, runs):
                     counts[t] = counts.get(t, 0) + c
         if len(ids) == 0:
             ends = 0  # the "ends" of the empty prompt are the separators themselves
@@ -597,10 +711,8 @@ class IndexedCorpus:
         """:meth:`infgram_prob` of every (prompt, next id) pair: the longest occurring suffix of each prompt
         (one bisection per prompt and shard, in the kernels), then one n-gram search per shard."""
         prompts, next_ids = self._prompts_and_next(pairs, "infgram_prob_many")
-        suffix = np.zeros(len(next_ids), dtype=np.int64)  # the empty suffix always occurs
-        for ix in self.shard_indexes:
-            _kernels().longest_occurring_suffixes(ix.shard.tokens, ix.table, ix.pointer_bytes, ix.width, prompts.ids,
-                                                  prompts.bounds, suffix)
+        # the longest suffix that occurs in the corpus: the longest of those that occur in a shard
+        suffix = np.max(self._per_shard("longest_suffixes", prompts.ids, prompts.bounds), axis=0)
         return self._ngram_probs(prompts, next_ids, suffix)
 
     def _prompts_and_next(self, pairs: Any, what: str) -> tuple[_Queries, np.ndarray]:
@@ -613,11 +725,9 @@ class IndexedCorpus:
 
     def _ngram_probs(self, prompts: _Queries, next_ids: np.ndarray, suffix: np.ndarray) -> list[NgramProb]:
         """For each prompt, the n-gram probability of its next id after the prompt's last ``suffix`` tokens."""
-        counts = np.zeros((2, len(next_ids)), dtype=np.int64)  # occurrences of the suffix, and of suffix + next
         starts = prompts.bounds[1:] - suffix
-        for ix in self.shard_indexes:
-            _kernels().ngram_counts(ix.shard.tokens, ix.table, ix.pointer_bytes, ix.width, ix.shard.documents,
-                                    prompts.ids, starts, suffix, next_ids, counts)
+        # occurrences of the suffix, and of suffix + next, summed over shards
+        counts = np.sum(self._per_shard("ngram_counts", prompts.ids, starts, suffix, next_ids), axis=0)
         return [NgramProb(prompt_count, count, count / prompt_count if prompt_count else -1.0, length)
                 for prompt_count, count, length in zip(counts[0].tolist(), counts[1].tolist(), suffix.tolist())]
 
@@ -634,10 +744,7 @@ class IndexedCorpus:
         batch = self._encode_batch(queries)
         best = np.zeros(len(batch.ids), dtype=np.int64)  # per query token, over all shards so far
         count = np.zeros(len(batch.ids), dtype=np.int64)
-        lengths, counts = np.empty_like(best), np.empty_like(count)
-        for ix in self.shard_indexes:
-            _kernels().longest_matches(ix.shard.tokens, ix.table, ix.pointer_bytes, ix.width, batch.ids, batch.bounds,
-                                       lengths, counts)
+        for lengths, counts in self._per_shard("longest_matches", batch.ids, batch.bounds):
             longer = lengths > best
             same = (lengths == best) & (lengths > 0)
             count[same] += counts[same]
@@ -684,28 +791,14 @@ class IndexedCorpus:
             raise QueryError("--context must be 0 or more")
         clauses = self._clauses(cnf)
         shards = self._ranges([term for clause in clauses for term in clause])
-        total, documents, matches = 0, 0, []
-        for ix, (lo, hi) in zip(self.shard_indexes, shards):
-            starts_by_clause, q = [], 0
-            for clause in clauses:
-                found = [_kernels().positions(ix.table, ix.pointer_bytes, ix.width, int(lo[q + t]), int(hi[q + t]))
-                         for t in range(len(clause))]
-                q += len(clause)
-                starts_by_clause.append(np.unique(np.concatenate(found)))
-            anchors = starts_by_clause[0]
-            doc = np.searchsorted(ix.doc_starts, anchors, side="right") - 1
-            lo_pos = np.maximum(anchors - window, ix.doc_starts[doc] + 1)
-            hi_pos = np.minimum(anchors + window, ix.doc_ends[doc] - 1)
-            keep = np.ones(len(anchors), dtype=bool)
-            for other in starts_by_clause[1:]:
-                keep &= np.searchsorted(other, lo_pos, side="left") < np.searchsorted(other, hi_pos, side="right")
-            hits = anchors[keep]
-            total += len(hits)
-            documents += len(np.unique(doc[keep]))
-            for pos in hits[: max(0, limit - len(matches))]:
-                length = self._anchor_length(ix, int(pos), clauses[0])
-                matches.append(self._match(ix, int(pos), length, context))
-        return BooleanResult(total, documents, matches)
+        hits = self._per_shard("boolean_hits", [len(clause) for clause in clauses], window, limit,
+                               each=[(ranges,) for ranges in shards])
+        totals = np.array([[total] for total, _, _ in hits], dtype=np.int64)  # (shards, 1)
+        takes = _takes_in_order(totals, limit)[:, 0]  # the first `limit` matches, in corpus order
+        found = self._per_shard("anchored_matches", clauses[0], context,
+                                each=[(first[:take],) if take else None for (_, _, first), take in zip(hits, takes)])
+        return BooleanResult(int(totals.sum()), sum(documents for _, documents, _ in hits),
+                             [m for part in found if part is not None for m in part])
 
     def _clauses(self, cnf: Any) -> list[list[np.ndarray]]:
         """``cnf`` encoded, after checking its shape: a non-empty list of non-empty lists of queries."""
@@ -727,16 +820,6 @@ class IndexedCorpus:
                     raise QueryError(f"{shape}; n-gram {reprlib.repr(term)} is {type(term).__name__}, "
                                      "not text or a list of ids")
         return [[self.encode(term) for term in clause] for clause in cnf]
-
-    def _anchor_length(self, ix: _ShardIndex, pos: int, clause: list[np.ndarray]) -> int:
-        """Length of the longest term of ``clause`` that starts at ``pos``."""
-        tokens = ix.shard.tokens
-        best = 0
-        for term in clause:
-            end = pos + len(term)
-            if end <= len(tokens) and np.array_equal(tokens[pos:end].astype(np.int64), term):
-                best = max(best, len(term))
-        return best
 
 
 _OPERATOR = re.compile(r"(?<!\S)(AND|OR)(?!\S)")
