@@ -30,6 +30,7 @@ from .._version import code_version
 from ..corpus.layout import INDEX_MANIFEST
 from ..corpus.store import TokenCorpus, check_files, open_token_corpus
 from ..errors import CorpusError, IndexNotBuiltError
+from .suffix_sort import sort_suffixes
 
 INDEX_FORMAT = "seethrough.index"
 
@@ -122,7 +123,6 @@ def build_index(corpus_path: str | Path, memory: str | int | None = None, force:
     if threads is not None and threads < 1:
         raise CorpusError(f"--threads {threads} must be at least 1")
     from .._threads import available_cores
-    from .suffix_sort import sort_suffixes
 
     threads = threads or available_cores()  # a build is a dedicated job: one sorting thread per core
     corpus = open_token_corpus(corpus_path)
@@ -149,42 +149,64 @@ def build_index(corpus_path: str | Path, memory: str | int | None = None, force:
             except CorpusError:
                 del tables[name]
         file_bytes = shard.positions * width
-        # the fastest way that fits the budget: parts on every thread, one encoded sort, one raw sort
-        ways = [(threads, True), (1, True), (1, False)] if threads > 1 else [(1, True), (1, False)]
-        fitting = [w for w in ways if shard_memory_needed(file_bytes, width, *w) <= budget]
-        shard_threads, encoded = fitting[0] if fitting else ways[-1]
-        need = shard_memory_needed(file_bytes, width, shard_threads, encoded)
-        if need > budget:
-            raise CorpusError(
-                f"shard {shard.number} needs about {need / 2**30:.1f} GiB to index, over --memory "
-                f"{budget / 2**30:.1f} GiB; raise --memory or rebuild the corpus with a smaller --shard-tokens"
-            )
-        data = np.fromfile(folder / f"tokenized.{shard.number}", dtype=np.uint8)
-        if data.shape[0] != file_bytes:
-            raise CorpusError(f"shard {shard.number}: the token file has {data.shape[0]} bytes, the manifest says "
-                              f"{file_bytes}; the token file is corrupted, rebuild the corpus")
-        try:
-            packed = sort_suffixes(data, width, pointer_bytes(file_bytes), shard_threads, encoded=encoded)
-        except ValueError as error:
-            raise CorpusError(f"shard {shard.number}: {error}; the token file is corrupted, rebuild the corpus") from None
-        del data
-        tmp = folder / f".{name}.tmp"
+        shard_threads, encoded, _ = choose_sort(shard.number, file_bytes, width, threads, budget)
+        tables[name] = build_table(folder, shard.number, file_bytes, width, shard_threads, encoded)
+        write_index_manifest(folder, corpus.corpus_hash, tables)
+        if progress:
+            progress(IndexProgress(done + 1, len(corpus.shards), time.perf_counter() - started))
+    return write_index_manifest(folder, corpus.corpus_hash, tables)
+
+
+def choose_sort(shard: int, file_bytes: int, width: int, threads: int, budget: int) -> tuple[int, bool, int]:
+    """The fastest way to sort shard ``shard`` (token file of ``file_bytes`` bytes) that fits ``budget``
+    bytes: (threads, encoded, bytes needed); parts on every thread, one encoded sort, one raw sort.
+    Raises when none fits."""
+    ways = [(threads, True), (1, True), (1, False)] if threads > 1 else [(1, True), (1, False)]
+    fitting = [w for w in ways if shard_memory_needed(file_bytes, width, *w) <= budget]
+    shard_threads, encoded = fitting[0] if fitting else ways[-1]
+    need = shard_memory_needed(file_bytes, width, shard_threads, encoded)
+    if need > budget:
+        raise CorpusError(
+            f"shard {shard} needs about {need / 2**30:.1f} GiB to index, over --memory "
+            f"{budget / 2**30:.1f} GiB; raise --memory or rebuild the corpus with a smaller --shard-tokens"
+        )
+    return shard_threads, encoded, need
+
+
+def build_table(folder: Path, shard: int, file_bytes: int, width: int, threads: int, encoded: bool,
+                temporary: str | None = None) -> dict[str, Any]:
+    """Sort shard ``shard`` of the corpus in ``folder`` and write its ``table.N``; returns its entry in
+    ``index.json`` (bytes, sha256 of the file as written, pointer bytes). The table is written under the
+    name ``temporary`` (default ``.table.N.tmp``; it must start with ``.table.`` and end with ``.tmp``, so a
+    later build removes it if this one dies) and renamed into place when complete."""
+    name = table_name(shard)
+    tmp = folder / (temporary or f".{name}.tmp")
+    data = np.fromfile(folder / f"tokenized.{shard}", dtype=np.uint8)
+    if data.shape[0] != file_bytes:
+        raise CorpusError(f"shard {shard}: the token file has {data.shape[0]} bytes, the manifest says "
+                          f"{file_bytes}; the token file is corrupted, rebuild the corpus")
+    try:
+        packed = sort_suffixes(data, width, pointer_bytes(file_bytes), threads, encoded=encoded)
+    except ValueError as error:
+        raise CorpusError(f"shard {shard}: {error}; the token file is corrupted, rebuild the corpus") from None
+    del data
+    try:
         packed.tofile(tmp)
         del packed
         os.replace(tmp, folder / name)
-        tables[name] = {"bytes": (folder / name).stat().st_size, "sha256": sha256_file(folder / name),
-                        "pointer_bytes": pointer_bytes(file_bytes)}
-        _write_manifest(folder, corpus, tables)
-        if progress:
-            progress(IndexProgress(done + 1, len(corpus.shards), time.perf_counter() - started))
-    return _write_manifest(folder, corpus, tables)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return {"bytes": (folder / name).stat().st_size, "sha256": sha256_file(folder / name),
+            "pointer_bytes": pointer_bytes(file_bytes)}
 
 
-def _write_manifest(folder: Path, corpus: TokenCorpus, tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def write_index_manifest(folder: Path, corpus_hash: str | None, tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Write ``index.json`` (atomically) listing ``tables`` (name -> entry), in shard order; returns it."""
     manifest = {
         "format": INDEX_FORMAT,
         "format_version": 1,
-        "corpus_hash": corpus.corpus_hash,
+        "corpus_hash": corpus_hash,
         "code_version": code_version(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "suffix_sort": "libdivsufsort (pydivsufsort), byte order of little-endian tokens",
