@@ -81,15 +81,27 @@ class _HashingFile:
         return {"bytes": self.size, "sha256": self.digest.hexdigest()}
 
 
-class _ShardWriter:
-    def __init__(self, folder: Path, shard: int, token_dtype: str, first_document: int) -> None:
+class ShardWriter:
+    """Writes one shard's four files, document after document, hashing as it writes.
+
+    ``temporary``: write under ``.<name>.<temporary>.tmp`` and rename each file into place only in
+    :meth:`close` (for builds whose folder is not itself temporary)."""
+
+    def __init__(self, folder: Path, shard: int, token_dtype: str, first_document: int,
+                 temporary: str | None = None) -> None:
         self.shard = shard
         self.first_document = first_document
         self.dtype = numpy_dtype(token_dtype)
         self.separator = np.array([separator(token_dtype)], dtype=self.dtype).tobytes()
-        self.files = {kind: _HashingFile(folder / shard_file(kind, shard)) for kind in SHARD_KINDS}
+        self.folder = folder
+        self.temporary = temporary
+        self.files = {kind: _HashingFile(folder / self._written_name(kind)) for kind in SHARD_KINDS}
         self.documents = 0
         self.tokens = 0
+
+    def _written_name(self, kind: str) -> str:
+        name = shard_file(kind, self.shard)
+        return f".{name}.{self.temporary}.tmp" if self.temporary else name
 
     def add_batch(self, docs: list[SourceDocument], ids: list[Sequence[int]]) -> None:
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
@@ -102,7 +114,6 @@ class _ShardWriter:
                                  f"{self.dtype.name} below the document separator {sep}; use a tokenizer "
                                  "whose ids run from 0 to its vocabulary size")
         flat = flat.astype(self.dtype)
-        width = self.dtype.itemsize
         # Interleave separators and documents in one buffer: doc k starts at its separator.
         starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
         buffer = np.empty(len(flat) + len(ids), dtype=self.dtype)
@@ -110,21 +121,79 @@ class _ShardWriter:
         is_separator[starts] = True
         buffer[is_separator] = np.frombuffer(self.separator, dtype=self.dtype)[0]
         buffer[~is_separator] = flat
-        offsets = (self.files["tokenized"].size + starts * width).astype("<u8")
-        self.files["tokenized"].write(buffer.tobytes())
-        self.files["offset"].write(offsets.tobytes())
         lines = [_metadata_line(d) for d in docs]
-        line_offsets = self.files["metadata"].size + np.concatenate(
-            ([0], np.cumsum([len(line) for line in lines])[:-1]))
-        self.files["metadata"].write(b"".join(lines))
+        self.add_laid_out(buffer.tobytes(), lengths, b"".join(lines),
+                          np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)))
+
+    def add_laid_out(self, tokenized: bytes | memoryview, lengths: np.ndarray, metadata: bytes | memoryview,
+                     line_lengths: np.ndarray) -> None:
+        """Append documents already in shard layout: ``tokenized`` holds each one's separator and tokens
+        (``lengths[k]`` tokens for document k), ``metadata`` their metadata lines (``line_lengths`` bytes each)."""
+        width = self.dtype.itemsize
+        starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1])).astype(np.int64)
+        offsets = (self.files["tokenized"].size + starts * width).astype("<u8")
+        self.files["tokenized"].write(tokenized)
+        self.files["offset"].write(offsets.tobytes())
+        line_offsets = self.files["metadata"].size + np.concatenate(([0], np.cumsum(line_lengths)[:-1]))
+        self.files["metadata"].write(metadata)
         self.files["metaoff"].write(line_offsets.astype("<u8").tobytes())
-        self.documents += len(docs)
-        self.tokens += len(flat)
+        self.documents += len(lengths)
+        self.tokens += int(np.sum(lengths))
 
     def close(self) -> dict[str, Any]:
-        files = {shard_file(kind, self.shard): f.close() for kind, f in self.files.items()}
+        """Close the files (renamed into place when written under temporary names); returns the shard's
+        manifest entry."""
+        files = {}
+        for kind, f in self.files.items():
+            files[shard_file(kind, self.shard)] = f.close()
+            if self.temporary:
+                os.replace(self.folder / self._written_name(kind), self.folder / shard_file(kind, self.shard))
         return {"shard": self.shard, "first_document": self.first_document, "documents": self.documents,
                 "tokens": self.tokens, "files": files}
+
+    def discard(self) -> None:
+        """Close and delete what was written (a shard that will not be finished)."""
+        for kind, f in self.files.items():
+            f.handle.close()
+            (self.folder / self._written_name(kind)).unlink(missing_ok=True)
+
+
+def documents_that_fit(shard_tokens: int, tokens: int, documents: int, lengths: np.ndarray) -> int:
+    """How many of the next documents (``lengths``: their token counts, in order) go into the current
+    shard, which holds ``documents`` documents of ``tokens`` tokens: a shard takes documents while they
+    keep it within ``shard_tokens`` tokens and it is not yet full (an empty document after a full shard
+    opens the next one), and always takes one when empty (documents are never split). Reads only as far
+    into ``lengths`` as the answer needs, so a build can ask it with every remaining document."""
+    room = shard_tokens - tokens
+    if room <= 0 and documents:
+        return 0
+    window = 1024
+    while True:
+        filled = np.cumsum(lengths[:window])
+        fits = int(np.searchsorted(filled, room, side="right"))
+        full = int(np.searchsorted(filled, room, side="left")) + 1  # the document that fills the shard, and none after
+        take = min(fits, full)
+        if take < len(filled) or window >= len(lengths):
+            return min(max(1 if documents == 0 else 0, take), len(lengths))
+        window *= 4
+
+
+def shard_sizes(lengths: np.ndarray, shard_tokens: int) -> list[int]:
+    """Documents per shard when documents of ``lengths`` tokens (in corpus order) are cut into shards the
+    way :func:`build_corpus` cuts them (:func:`documents_that_fit`)."""
+    sizes: list[int] = []
+    start, tokens, documents = 0, 0, 0
+    while start < len(lengths):
+        take = documents_that_fit(shard_tokens, tokens, documents, lengths[start:])
+        tokens += int(np.sum(lengths[start:start + take]))
+        documents += take
+        start += take
+        if tokens >= shard_tokens or (take == 0 and start < len(lengths)):
+            sizes.append(documents)
+            tokens, documents = 0, 0
+    if documents:
+        sizes.append(documents)
+    return sizes
 
 
 def _metadata_line(doc: SourceDocument) -> bytes:
@@ -176,18 +245,15 @@ def _relative_names(inputs: list[str | Path], sources: list[Path | str]) -> dict
     return names
 
 
-def _describe_inputs(sources: list[Path | str], names: dict[Path | str, str],
-                     counts: dict[str, int]) -> list[dict[str, Any]]:
-    described = []
-    for source in sources:
-        entry: dict[str, Any] = {"path": str(source), "name": names[source],
-                                 "documents": counts.get(names[source], 0)}
-        if isinstance(source, Path) and source.is_file():
-            entry.update(bytes=source.stat().st_size, sha256=sha256_file(source))
-        else:
-            entry.update(dataset=str(source))
-        described.append(entry)
-    return described
+def describe_input(source: Path | str, name: str, documents: int) -> dict[str, Any]:
+    """An input's entry in the manifest: path, name, documents, and its size and sha256 (a file) or its name
+    (a dataset)."""
+    entry: dict[str, Any] = {"path": str(source), "name": name, "documents": documents}
+    if isinstance(source, Path) and source.is_file():
+        entry.update(bytes=source.stat().st_size, sha256=sha256_file(source))
+    else:
+        entry.update(dataset=str(source))
+    return entry
 
 
 def corpus_hash(tokenizer_sha256: str | None, token_dtype: str, shards: list[dict[str, Any]]) -> str:
@@ -208,6 +274,42 @@ def build_corpus(inputs: list[str | Path], tokenizer: str | Path | LoadedTokeniz
     Documents are numbered 0.. in input order and encoded without special tokens. Inputs are named
     as :func:`~seethrough.corpus.sources.expand_inputs` describes; ``out`` must pass :func:`check_output`.
     """
+    prepared = prepare_build(inputs, tokenizer, out, config)
+    out, config = prepared.out, prepared.config
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_work(out)
+        work = out.parent / f".{out.name}.building-{os.getpid()}"
+        work.mkdir()
+    except OSError as error:
+        raise CorpusError(f"cannot create {out}: {error.strerror or error}; choose another --out") from None
+    try:
+        manifest = _build_into(work, prepared, progress)
+        replace_folder(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return manifest
+
+
+@dataclass
+class PreparedBuild:
+    """A corpus build's checked settings and inputs (:func:`prepare_build`)."""
+    out: Path
+    """The corpus folder to write, resolved."""
+    config: CorpusBuildConfig
+    sources: list[Path | str]
+    """Input files (sorted as :func:`~seethrough.corpus.sources.expand_inputs` lists them) and dataset names."""
+    source_names: dict[Path | str, str]
+    """Each source's name in document metadata (see :func:`_relative_names`)."""
+    tokenizer: LoadedTokenizer
+    token_dtype: str
+
+
+def prepare_build(inputs: list[str | Path], tokenizer: str | Path | LoadedTokenizer, out: str | Path,
+                  config: CorpusBuildConfig | None = None) -> PreparedBuild:
+    """Every check :func:`build_corpus` makes before reading a document (settings, inputs, ``out``,
+    tokenizer), and what they resolve to; one-line errors."""
     config = config or CorpusBuildConfig()
     if config.shard_tokens < 1:
         raise CorpusError(f"--shard-tokens {config.shard_tokens}: a shard holds at least 1 token; pass a positive "
@@ -224,23 +326,8 @@ def build_corpus(inputs: list[str | Path], tokenizer: str | Path | LoadedTokeniz
     sources = expand_inputs(list(inputs))
     source_names = _relative_names(list(inputs), sources)
     tok = tokenizer if isinstance(tokenizer, LoadedTokenizer) else load_tokenizer(tokenizer)
-    token_dtype = token_dtype_for_vocab(tok.vocab_size)
-
-    out = out.resolve()  # a name of its own even for "sub/.."-style paths: the temporary folder sits beside it
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_work(out)
-        work = out.parent / f".{out.name}.building-{os.getpid()}"
-        work.mkdir()
-    except OSError as error:
-        raise CorpusError(f"cannot create {out}: {error.strerror or error}; choose another --out") from None
-    try:
-        manifest = _build_into(work, sources, source_names, tok, token_dtype, config, progress)
-        _replace_folder(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    return manifest
+    # out resolved: a name of its own even for "sub/.."-style paths: the temporary folder sits beside it
+    return PreparedBuild(out.resolve(), config, sources, source_names, tok, token_dtype_for_vocab(tok.vocab_size))
 
 
 _CORPUS_ENTRY = re.compile(
@@ -308,7 +395,7 @@ def _is_corpus_manifest(path: Path) -> bool:
     return isinstance(manifest, dict) and manifest.get("format") == FORMAT
 
 
-def _remove_stale_work(out: Path) -> None:
+def remove_stale_work(out: Path) -> None:
     """Remove the temporary folders of builds into ``out`` that were interrupted (their process is gone);
     a build still running keeps its own."""
     for stale in out.parent.glob(f".{out.name}.building-*"):
@@ -328,45 +415,48 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _build_into(work: Path, sources: list[Path | str], source_names: dict[Path | str, str], tok: LoadedTokenizer,
-                token_dtype: str, config: CorpusBuildConfig, report: ProgressCallback | None) -> dict[str, Any]:
+def _build_into(work: Path, prepared: PreparedBuild, report: ProgressCallback | None) -> dict[str, Any]:
+    config, tok, token_dtype = prepared.config, prepared.tokenizer, prepared.token_dtype
     skipped = SkippedLines()
-    progress = BuildProgress(inputs_total=len(sources))
+    progress = BuildProgress(inputs_total=len(prepared.sources))
     shards: list[dict[str, Any]] = []
     documents_per_input: dict[str, int] = {}
-    writer = _ShardWriter(work, 0, token_dtype, 0)
-    for batch in _batches(sources, source_names, config, skipped, progress, report):
+    writer = ShardWriter(work, 0, token_dtype, 0)
+    for batch in _batches(prepared.sources, prepared.source_names, config, skipped, progress, report):
         ids = tok.encode_documents([d.text for d in batch])
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         start = 0
         while start < len(batch):
-            # Fill the current shard up to its token budget; a document is never split.
-            room = config.shard_tokens - writer.tokens
-            lengths = np.cumsum([len(x) for x in ids[start:]])
-            take = max(1 if writer.documents == 0 else 0, int(np.searchsorted(lengths, room, side="right")))
-            take = min(take, len(batch) - start)
+            take = documents_that_fit(config.shard_tokens, writer.tokens, writer.documents, lengths[start:])
             if take:
                 writer.add_batch(batch[start:start + take], ids[start:start + take])
                 start += take
             if writer.tokens >= config.shard_tokens or (take == 0 and start < len(batch)):
                 shards.append(writer.close())
-                writer = _ShardWriter(work, len(shards), token_dtype, progress.documents + start)
+                writer = ShardWriter(work, len(shards), token_dtype, progress.documents + start)
         for doc in batch:
             documents_per_input[doc.path] = documents_per_input.get(doc.path, 0) + 1
         progress.documents += len(batch)
-        progress.tokens += sum(len(x) for x in ids)
+        progress.tokens += int(lengths.sum())
         if report:
             report(progress)
-    if writer.documents or not shards:
-        closed = writer.close()
-        if closed["documents"]:
-            shards.append(closed)
-        else:
-            for name in closed["files"]:
-                (work / name).unlink()
-    if progress.documents == 0:
+    if writer.documents:
+        shards.append(writer.close())
+    else:
+        writer.discard()
+    return finish_build(work, prepared, shards, documents_per_input, skipped)
+
+
+def finish_build(work: Path, prepared: PreparedBuild, shards: list[dict[str, Any]],
+                 documents_per_input: dict[str, int], skipped: SkippedLines,
+                 described: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Copy the tokenizer into ``work`` (the shards written there) and write its manifest; returns it.
+    ``described``: the inputs' entries (:func:`describe_input`) when already made, else made here."""
+    tok, token_dtype = prepared.tokenizer, prepared.token_dtype
+    documents = sum(shard["documents"] for shard in shards)
+    if documents == 0:
         detail = f" ({skipped.count} lines skipped, first: {skipped.examples[0]})" if skipped.count else ""
         raise InputError(f"the inputs hold no documents{detail}; check the inputs and --text-field")
-
     shutil.copyfile(tok.path, work / TOKENIZER_FILE)
     manifest: dict[str, Any] = {
         "format": FORMAT,
@@ -378,18 +468,42 @@ def _build_into(work: Path, sources: list[Path | str], source_names: dict[Path |
                       "source": str(tok.path)},
         "token_dtype": token_dtype,
         "separator": separator(token_dtype),
-        "config": asdict(config),
-        "counts": {"documents": progress.documents, "tokens": progress.tokens, "shards": len(shards),
-                   "inputs": len(sources), "skipped_lines": skipped.count},
+        "config": asdict(prepared.config),
+        "counts": {"documents": documents, "tokens": sum(shard["tokens"] for shard in shards), "shards": len(shards),
+                   "inputs": len(prepared.sources), "skipped_lines": skipped.count},
         "skipped_examples": skipped.examples,
-        "inputs": _describe_inputs(sources, source_names, documents_per_input),
+        "inputs": described or [describe_input(source, prepared.source_names[source],
+                                               documents_per_input.get(prepared.source_names[source], 0))
+                                for source in prepared.sources],
         "shards": shards,
     }
     atomic_write_json(work / MANIFEST, manifest)
     return manifest
 
 
-def _replace_folder(new: Path, target: Path) -> None:
+def write_source_run(source: Path | str, prepared: PreparedBuild, folder: Path, number: int,
+                     temporary: str | None = None) -> dict[str, Any]:
+    """Read and tokenize one input as :func:`build_corpus` does and write its documents, in order, as one
+    shard numbered ``number`` in ``folder`` (what a cluster build cuts into the corpus's shards, see
+    ``seethrough.distributed``). Returns that shard's entry plus ``skipped`` (count and examples) and
+    ``input`` (the input's manifest entry, :func:`describe_input`)."""
+    skipped = SkippedLines()
+    progress = BuildProgress(inputs_total=1)
+    writer = ShardWriter(folder, number, prepared.token_dtype, 0, temporary=temporary)
+    try:
+        for batch in _batches([source], prepared.source_names, prepared.config, skipped, progress, None):
+            writer.add_batch(batch, prepared.tokenizer.encode_documents([d.text for d in batch]))
+    except BaseException:
+        writer.discard()
+        raise
+    entry = writer.close()
+    entry["skipped"] = {"count": skipped.count, "examples": skipped.examples}
+    entry["input"] = describe_input(source, prepared.source_names[source], entry["documents"])
+    return entry
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Rename the finished folder ``new`` to ``target``, moving an existing ``target`` aside first."""
     if not target.exists():
         os.replace(new, target)
         return
