@@ -205,8 +205,11 @@ def evaluate_detectors(target: Any, human: Any = None, corpus: Any = None, machi
     tokenizer = model_tokenizer(resolved)
     notes: list[str] = []
 
-    humans = _human_texts(human, corpus, settings.domain_field)
     index = _training_index(resolved, training_corpus)
+    if index is None and corpus is not None:
+        raise QueryError("--corpus documents must be checked against the training data, and this model has no "
+                         "index of it: give a run whose corpus is indexed, or --training-corpus C (indexed)")
+    humans = _human_texts(human, corpus, settings.domain_field)
     held_out = None
     if index is not None:
         say(f"checking {len(humans)} human texts against the training data")
@@ -217,9 +220,6 @@ def evaluate_detectors(target: Any, human: Any = None, corpus: Any = None, machi
         if refused:
             notes.append(f"{len(refused)} human text(s) share a span of {settings.max_copied_span}+ tokens with the "
                          "training data and were left out (listed in detect.json under texts.held_out.refused)")
-    elif corpus is not None:
-        raise QueryError("--corpus documents must be checked against the training data, and this model has no "
-                         "index of it: give a run whose corpus is indexed, or --training-corpus C (indexed)")
     else:
         notes.append("human texts not checked against the training data (no index of it: give a run with an indexed "
                      "corpus or --training-corpus)")
