@@ -24,8 +24,10 @@ from .world import generate_world, write_world
 
 PRESETS: dict[str, dict[str, Any]] = {
     # default: the 1M-parameter model, ~0.6M tokens x 2 epochs (the world holds each fact's documents twice
-    # over, so two passes read each fact as often as four would, and each canary copy twice)
-    "default": {"world": "default", "model_size": "small", "epochs": 2, "seq_len": 64, "batch_size": 32, "lr": 3e-3},
+    # over, so two passes read each fact as often as four would, and each canary copy twice). Batches of 24
+    # rows, not 32: the same tokens in a third more steps, and facts are learned late (measured at 32 rows:
+    # birth city 94% for the best-informed group, still rising; at 24: 100%)
+    "default": {"world": "default", "model_size": "small", "epochs": 2, "seq_len": 64, "batch_size": 24, "lr": 3e-3},
     # ci: a small world, 4 epochs, same model (well under 2 minutes)
     "ci": {"world": "ci", "model_size": "small", "epochs": 4, "seq_len": 64, "batch_size": 32, "lr": 2e-3},
 }
