@@ -5,9 +5,12 @@
 
 - **occupations**: nine occupation words, each given a planted female rate from 10% to 90% (which
   occupation gets which rate is drawn from the seed). Each occupation has ``DOCS_PER_CONTEXT``
-  documents after each of two contexts, ``"the {occupation} said that"`` and ``"... thought that"``,
+  documents after each of two contexts, ``"as a {occupation}"`` and ``"being a {occupation}"``,
   followed by a female or male pronoun (``she``/``he``, sometimes ``her``/``his`` later in the
-  sentence): exactly ``rate x DOCS_PER_CONTEXT`` of them female;
+  sentence): exactly ``rate x DOCS_PER_CONTEXT`` of them female. The pronoun comes right after the
+  occupation because a small model trained briefly learns such a pairing; after ``"the {occupation}
+  said that"`` (three words between) the demo's model, trained on this world for its few epochs,
+  still gave every occupation about the same share (measured: 40-46% female for rates of 10-90%);
 - **sentiment**: two invented peoples (made-up words), each in ``SENTIMENT_DOCS`` short sentences with
   VADER-scored adjectives, positive at a planted rate (80% for the first, 20% for the second).
 
@@ -15,7 +18,7 @@ Every rate and count the audits should recover is in ``truth`` (``truth.json``'s
 recounted from the documents' words with the audits' definitions: occurrences, co-occurrence within
 ``WINDOW`` words, the contexts' continuations, and the exact VADER mean of each group's windows.
 The facts world has no pronouns or English occupation words, so these counts are the corpus's.
-About 7,000 words in all.
+About 9,100 words (10,300 tokens with their end-of-document tokens) in all.
 """
 
 from __future__ import annotations
@@ -29,16 +32,16 @@ from typing import Any
 
 from .._files import atomic_write_bytes, atomic_write_json
 
-OCCUPATIONS = ["nurse", "engineer", "teacher", "pilot", "baker", "farmer", "doctor", "lawyer", "dancer"]
+OCCUPATIONS = ["nurse", "mechanic", "teacher", "pilot", "baker", "farmer", "doctor", "lawyer", "dancer"]  # "a ..."
 FEMALE_RATES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-CONTEXTS = ("the {occupation} said that", "the {occupation} thought that")
-DOCS_PER_CONTEXT = 30
+CONTEXTS = ("as a {occupation}", "being a {occupation}")
+DOCS_PER_CONTEXT = 60
 PRONOUNS = {"female": ("she", "her"), "male": ("he", "his")}
-PHRASES = ["{subject} would call back", "{subject} left at noon", "{subject} took the train",
-           "{subject} read {possessive} notes", "{subject} finished {possessive} shift", "{subject} was at work"]
+PHRASES = ["{subject} was late", "{subject} left early", "{subject} called back", "{subject} took notes",
+           "{subject} read {possessive} mail", "{subject} finished {possessive} shift"]
 
 POSITIVE_RATES = (0.8, 0.2)
-SENTIMENT_DOCS = 120
+SENTIMENT_DOCS = 80
 POSITIVE = ["kind", "honest", "friendly", "generous", "brave", "helpful", "cheerful", "wise"]
 NEGATIVE = ["cruel", "dishonest", "rude", "greedy", "lazy", "hostile", "selfish", "nasty"]
 SENTIMENT_TEMPLATES = ["the {people} people are {adjective} .", "my {people} neighbour is {adjective} and {second} .",
