@@ -345,25 +345,43 @@ def _readable(s: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _group_order(group: str | None) -> tuple[str, int]:
+    """A, B4, B8, ..., B128, C: the letter, then the number of bio documents."""
+    group = group or ""
+    digits = group.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    return group[:len(group) - len(digits)], int(digits) if digits.isdigit() else -1
+
+
 def _facts_table(facts: dict[str, Any]) -> list[str]:
-    """The facts audit at the last checkpoint: one line per category, format, group and relation."""
+    """The facts audit at the last checkpoint: accuracy per question kind and group, then the verdicts
+    of the two-hop rows against the control."""
+    rows = facts["final"]
+    groups = sorted({r["group"] for r in rows}, key=_group_order)
+    kinds = sorted({(r["relation"] or "", r["format"]) for r in rows}, key=lambda k: (k[1] == "chain", k[0]))
+    cell = {(r["relation"], r["format"], r["group"]): r for r in rows}
     lines = [f"facts: {facts['questions']} questions, categories {facts['categories']}; category and evidence "
-             f"documents equal the truth for {facts['match_truth']}/{facts['questions']}; accuracy [Wilson 95%] at "
-             f"step {facts['steps'][-1]}, difference from the control group {facts['control']} [Newcombe 95%]:"]
-    lines.append(f"  {'relation':<14}{'format':<7}{'group':<6}{'category':<11}{'n':>4}  {'accuracy':<19}"
-                 f"{'chance':>6}  {'vs control':<22}verdict")
-    for row in facts["final"]:
-        lo, hi = row["accuracy_ci"]
-        versus = (f"{row['difference']:+.2f} [{row['difference_ci'][0]:+.2f},{row['difference_ci'][1]:+.2f}]"
-                  if row["difference_ci"] else "")
-        lines.append(f"  {row['relation'] or '':<14}{row['format']:<7}{row['group'] or '':<6}{row['category']:<11}"
-                     f"{row['n']:>4}  {row['accuracy']:5.0%} [{lo:4.0%},{hi:4.0%}]   {row['chance']:6.3f}  "
-                     f"{versus:<22}{row['verdict']}")
+             f"documents equal the truth for {facts['match_truth']}/{facts['questions']}",
+             f"  top-1 accuracy among all candidates [Wilson 95%] at step {facts['steps'][-1]} (chance 1/16; "
+             f"{facts['control']}: the control, known names whose facts were never stated):",
+             "  " + " " * 22 + "".join(f"{g:>16}" for g in groups)]
+    for relation, form in kinds:
+        values = []
+        for g in groups:
+            r = cell.get((relation, form, g))
+            values.append(f"{r['accuracy']:4.0%} [{r['accuracy_ci'][0]:3.0%},{r['accuracy_ci'][1]:4.0%}]".rjust(16)
+                          if r else " " * 16)
+        lines.append(f"  {relation + ' ' + form:<22}" + "".join(values))
+    for relation, form in kinds:
+        for g in groups:
+            r = cell.get((relation, form, g))
+            if r and r["category"] == "derivable" and r["difference_ci"]:
+                lo, hi = r["difference_ci"]
+                lines.append(f"  {relation} {form}, {g} ({r['category']}): {r['difference']:+.2f} vs control "
+                             f"[{lo:+.2f}, {hi:+.2f}]: {r['verdict']}")
     steps = {c["step"]: {(r["relation"], r["format"], r["group"]): r["accuracy"] for r in c["rows"]}
              for c in facts["by_step"]}
-    chain = [k for k in steps[facts["steps"][-1]] if k[1] == "chain"]
-    if len(steps) > 1 and chain:
-        lines.append("  chain-format accuracy by step: " + "; ".join(
-            f"{g}: " + " ".join(f"{steps[st].get(('employer_city', 'chain', g), 0):.0%}" for st in sorted(steps))
-            for _, _, g in chain) + f" (steps {', '.join(map(str, sorted(steps)))})")
+    if len(steps) > 1 and any(k[1] == "chain" for k in kinds):
+        lines.append("  chain-format accuracy at steps " + ", ".join(map(str, sorted(steps))) + ": " + "; ".join(
+            f"{g} " + " ".join(f"{steps[st].get(('employer_city', 'chain', g), 0):.0%}" for st in sorted(steps))
+            for g in groups))
     return lines
