@@ -206,7 +206,7 @@ def ccs_loss(p0: Any, p1: Any) -> Any:
     return ((p1 - (1.0 - p0)) ** 2 + torch.minimum(p0, p1) ** 2).mean()
 
 
-def fit_ccs(layer: int, z: np.ndarray, restarts: int = 10, seed: int = 0, max_iter: int = 500) -> FittedProbe:
+def fit_ccs(layer: int, z: np.ndarray, restarts: int = 10, seed: int = 0, max_iter: int = 100) -> FittedProbe:
     """CCS by L-BFGS from ``restarts`` random starts (w ~ N(0, 1/width), b = 0); the lowest loss is
     kept. ``details["losses"]`` lists every start's final loss."""
     import torch

@@ -96,3 +96,34 @@ def plot_lens_picture(picture: dict[str, Any], lens: str, path: str | Path) -> N
     figure.tight_layout()
     figure.savefig(path, dpi=110, format="png")
     plt.close(figure)
+
+
+def plot_contexts(section: dict[str, Any], path: str | Path) -> None:
+    """One panel per test context (``section["results"][context]``): each method's AUROC per layer with its
+    95% band, and the model's own output accuracy in that context (dashed, with its Wilson band)."""
+    plt = _pyplot()
+    contexts = list(section["results"])
+    figure, axes = plt.subplots(1, len(contexts), figsize=(5.5 * len(contexts), 4.2), sharey=True, squeeze=False)
+    for axis, context in zip(axes[0], contexts):
+        rows = section["results"][context]
+        for method in section["methods"]:
+            mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["layer"])
+            x = [r["layer"] for r in mine]
+            line = axis.plot(x, [r["auroc"] for r in mine], marker="o", label=f"{method} AUROC")[0]
+            if all(r["auroc_ci"] for r in mine):
+                axis.fill_between(x, [r["auroc_ci"][0] for r in mine], [r["auroc_ci"][1] for r in mine],
+                                  color=line.get_color(), alpha=0.12)
+        output = section["output_accuracy"][context]
+        axis.axhline(output["accuracy"], color="black", linestyle="--", label="model output accuracy")
+        axis.axhspan(output["ci"][0], output["ci"][1], color="black", alpha=0.08)
+        axis.axhline(0.5, color="grey", linewidth=0.8)
+        axis.set_ylim(0, 1.02)
+        axis.set_xticks(section["layers"])
+        axis.set_xlabel("layer (0: embeddings, L: output of block L)")
+        axis.set_title(f"tested on {context} contexts ({output['items']} items)")
+    axes[0][0].set_ylabel("AUROC against the truth / accuracy")
+    axes[0][-1].legend(fontsize=7, loc="lower left")
+    figure.suptitle(f"probes fitted on ordinary contexts; marker \"{section['marker']}\"")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110, format="png")
+    plt.close(figure)
