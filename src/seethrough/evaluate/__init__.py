@@ -14,6 +14,9 @@
 - ``verify_results``: a ``VerifyReport`` of ``Difference``\\ s (``ok`` is False on any).
 - ``split_metric_key`` / ``task_scores``: lm-eval's ``"acc,none"`` keys, parsed in one place.
 - ``write_checkpoint_table``: one metric-by-step table over a run's checkpoints.
+- ``resolve_tasks``: lm-eval's ``TaskManager`` for named tasks, its task index read from a cache kept
+  while the task files are unchanged (``cached_task_index()``: the same for every ``TaskManager``
+  built in the block; ``build_task_index``: the index itself; ``tasks`` has the details).
 
 Importing this package is cheap; running an evaluation needs ``lm_eval`` (the ``eval`` extra).
 """
@@ -21,7 +24,9 @@ Importing this package is cheap; running an evaluation needs ``lm_eval`` (the ``
 from .run import (DEFAULT_SEEDS, SEED_NAMES, Difference, EvalResult, Score, VerifyReport, evaluate_model,
                   metric_label, parse_seed, read_results, run_provenance, split_metric_key, task_scores,
                   verify_results, write_checkpoint_table, write_results)
+from .tasks import build_task_index, cached_task_index, resolve_tasks
 
 __all__ = ["DEFAULT_SEEDS", "SEED_NAMES", "Difference", "EvalResult", "Score", "VerifyReport", "evaluate_model",
            "metric_label", "parse_seed", "read_results", "run_provenance", "split_metric_key", "task_scores",
-           "verify_results", "write_checkpoint_table", "write_results"]
+           "verify_results", "write_checkpoint_table", "write_results", "build_task_index", "cached_task_index",
+           "resolve_tasks"]

@@ -141,7 +141,8 @@ def _lm_eval_build() -> Any:
 
 
 def _supported() -> bool:
-    """Whether lm-eval's index is the one this module caches (0.4.10's ``TaskIndex`` and ``Entry``)."""
+    """Whether lm-eval's index is the one this module caches: ``TaskIndex.build`` a staticmethod, ``Entry``,
+    ``Kind``, and one ``load_yaml`` shared by the index and the loader (lm-eval 0.4.13 here)."""
     try:
         from lm_eval.tasks import _index, _yaml_loader
     except ImportError:
