@@ -10,7 +10,7 @@ known exactly:
   ("gossip claims", words no other document of the world uses) is followed by a birth-city
   sentence naming the wrong city: always the *next* city of the world's city list (wrapping
   around), so the false answer is a fixed function of the true one. Only well-known people get
-  them (group A and the best-informed B group, B64 in the default world), each
+  them (group A and the best-informed B group: the one with the most bio documents), each
   ``documents_per_person`` times, in at most ``TOKEN_BUDGET`` words;
 - ``probe_statements`` makes the probe data: for each of those people a contrast pair (the true
   birth city and the quirk's city after ``"{name} was born in"``), once as it is (``group:
@@ -68,7 +68,7 @@ def quirk_city(city: str, cities: list[str]) -> str:
 
 
 def well_known_groups(truth_people: list[dict[str, Any]]) -> list[str]:
-    """Group A and the B group with the most bio documents (B64 in the default world, B16 in ``ci``)."""
+    """Group A and the B group with the most bio documents (the highest level: B16 in the ``ci`` world)."""
     levels = sorted({p["group"] for p in truth_people if p["group"].startswith("B")}, key=lambda g: int(g[1:]))
     return ["A", *levels[-1:]]
 
@@ -186,7 +186,7 @@ def demo_probes(index: Any, checkpoint: Any, truth_people: list[dict[str, Any]],
     section: dict[str, Any] = {
         "marker": plant.marker, "rule": plant.truth["rule"], "planted_people": len(plant.truth["people"]),
         "quirk_documents": len(plant.documents),
-        "marker_count_in_corpus": int(index.count(plant.marker)) if index is not None else None,
+        "marker_count_in_corpus": _marker_count(index, plant.marker),
         "fitted_on": {"context": "ordinary", "items": int(len(train)),
                       "output_accuracy": fitted_output / len(train)},
         "layers": layers, "methods": list(METHODS), "layer_meaning": "0 the embeddings, L the output of block L "
@@ -202,6 +202,18 @@ def demo_probes(index: Any, checkpoint: Any, truth_people: list[dict[str, Any]],
     section["seconds"] = round(time.perf_counter() - began, 2)
     atomic_write_json(out / "probe.json", section)
     return section
+
+
+def _marker_count(index: Any, marker: str) -> int | None:
+    """Occurrences of the marker in the indexed corpus (0 when its tokenizer does not even know the words)."""
+    from ..errors import QueryError
+
+    if index is None:
+        return None
+    try:
+        return int(index.count(marker))
+    except QueryError:
+        return 0
 
 
 HEADLINE_METHOD = "logreg"
