@@ -128,13 +128,15 @@ def detect_lines(section: dict[str, Any]) -> list[str]:
                      f"{_cell(row['tpr_at_1pct_fpr'], row['tpr_at_1pct_fpr_ci']):<22}"
                      f"{_cell(row['fpr_realised'], row['fpr_realised_ci']):<22}{_cell(row['tpr_at_0.1pct_fpr'])}")
     detectors = list(s["headline"])
-    lines.append("  TPR at 1% FPR by decoding: " + " ".join(f"{d:>9.9}" for d in detectors))
-    for decoding, rows in s["by_decoding"].items():
-        lines.append(f"    {decoding:<24}" + " ".join(
-            f"{('n/e' if rows[d]['tpr_at_1pct_fpr'] is None else format(rows[d]['tpr_at_1pct_fpr'], '.3f')):>9}"
-            for d in detectors))
+    for value, title in (("auroc", "AUROC"), ("tpr_at_1pct_fpr", "TPR at 1% FPR")):
+        lines.append(f"  {title} by decoding:".ljust(30) + " ".join(f"{d[:9]:>9}" for d in detectors))
+        for decoding, rows in s["by_decoding"].items():
+            lines.append(f"    {decoding:<26}" + " ".join(
+                f"{('n/e' if rows[d][value] is None else format(rows[d][value], '.3f')):>9}" for d in detectors))
+    lines.append("  attacked, TPR@1%/human FPR:".ljust(30) + " ".join(
+        f"{d[:11]:>11}" for d in detectors))
     for attack, rows in s["attacks"].items():
-        lines.append(f"  {attack}: TPR@1% (clean threshold) " + ", ".join(
-            f"{d} {_cell(rows[d]['tpr_at_1pct_fpr'])}" for d in detectors)
-            + "; human FPR " + ", ".join(f"{d} {_cell(rows[d]['human_fpr_at_1pct_threshold'])}" for d in detectors))
+        lines.append(f"    {attack:<26}" + " ".join(
+            f"{_cell(rows[d]['tpr_at_1pct_fpr'], None)[:5]}/{_cell(rows[d]['human_fpr_at_1pct_threshold'])[:5]}".rjust(11)
+            for d in detectors))
     return lines
