@@ -47,8 +47,8 @@ def test_world_truth_matches_the_documents():
         assert all((person["city"] in d["text"] and person["company"] in d["text"]) == informed for d in bios)
         mentions = [i for i, w in enumerate(words) if person["name"] in w]
         assert mentions == person["documents"]  # a name occurs in its own bios and QA documents only
-        assert all(docs[i]["kind"] == ("qa" if person["group"] == "A" else "bio") or docs[i]["kind"] == "bio"
-                   for i in mentions)
+        allowed = {"bio", "qa", "quirk"} if person["group"] == "A" else {"bio", "quirk"}
+        assert {docs[i]["kind"] for i in mentions} <= allowed
     assert len(truth["heldout_canaries"]) >= 200
     assert {c["copies"] for c in truth["canaries"]} == {1, 2, 4, 8, 16, 32, 64}
     assert len({c["entropy_bits"] for c in truth["canaries"]}) >= 3

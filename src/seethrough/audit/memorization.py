@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import QueryError
+from .intervals import wilson_interval
 
 
 @dataclass
@@ -124,18 +125,6 @@ def add_duplicates(results: list[MemorizationResult], index: Any, eod_id: int | 
         r.duplicates = 0
     for i, c in zip(valid, counts):
         results[i].duplicates = int(c)
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial proportion (sound at 0% and 100%, unlike the normal one)."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    # clamped around p: rounding would otherwise put the bound of 0/n a hair above 0
-    return (min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)))
 
 
 def duplication_bucket(count: int) -> int:

@@ -3,8 +3,11 @@
 Steps: generate the world (``world.py``) and its word-level tokenizer, build the corpus and its
 index, check the index against the planted truth and brute force, train a small GPT-NeoX on the
 CPU with a replayable data order, replay a batch, then audit the model: greedy extraction of
-canaries by duplication count, and fact recall by exposure. Everything lands in ``OUT/``:
-``world/``, ``corpus/``, ``run/``, ``summary.json`` and ``summary.txt``.
+canaries by duplication count, membership signals, a traced generation, facts (stated, derived or
+guessed, against a control group), the planted bias in the data and the model, probes of hidden
+states in ordinary and quirky contexts, AI-text detectors on the model's own text, and the world's
+lm-eval tasks. Everything lands in ``OUT/``: ``world/``, ``corpus/``, ``run/``, one folder per audit,
+``summary.json`` and ``summary.txt``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ import numpy as np
 
 from .._files import atomic_write_bytes, atomic_write_json
 from ..errors import SeethroughError
+from .bias_world import bias_lines, demo_bias
+from .detect_step import demo_detect, detect_lines
+from .quirk_world import demo_probes, probe_lines
 from .world import generate_world, write_world
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -55,7 +61,7 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: i
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / "summary.json").exists() and not (out / "world").exists():
         raise SeethroughError(f"{out} exists and does not hold a demo; choose another --out")
-    for part in ("world", "corpus", "run", "eval", "memorization", "membership", "facts"):
+    for part in ("world", "corpus", "run", "eval", "memorization", "membership", "facts", "bias", "probe", "detect"):
         shutil.rmtree(out / part, ignore_errors=True)
     seconds: dict[str, float] = {}
 
@@ -101,6 +107,14 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: i
     traced = timed("trace", "tracing a generated canary", lambda: _trace_example(model, corpus, truth, eod))
     facts = timed("facts", "asking facts: stated, derived or guessed",
                   lambda: _facts(run, corpus, world, out / "facts", threads))
+    final = resolve_target(run.path).last
+    bias = timed("bias", "measuring planted bias: data and model",
+                 lambda: demo_bias(corpus, final, world.bias, out / "bias", threads))
+    probes = timed("probe", "probing hidden states: ordinary vs quirky contexts",
+                   lambda: demo_probes(corpus, final, truth["people"], truth["cities"], world.quirk, out / "probe",
+                                       threads))
+    detection = timed("detect", "testing AI-text detectors on the model's own text",
+                      lambda: demo_detect(truth, corpus, final, out / "detect", threads))
     evaluation = timed("eval", "evaluating (lm-eval tasks)", lambda: _evaluation(world, run, corpus, out, threads))
     seen = _seen_example(run, truth)
 
@@ -122,6 +136,9 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: i
         "membership": membership,
         "trace": traced,
         "facts": facts,
+        "bias": bias,
+        "probe": probes,
+        "detect": detection,
         "eval": evaluation,
         "seen": seen,
         "seconds": seconds,
@@ -332,6 +349,7 @@ def _readable(s: dict[str, Any]) -> str:
                      f" in documents {tr['documents'][:5]}{'...' if len(tr['documents']) > 5 else ''}; all of them copies "
                      f"of the canary: {tr['documents_are_the_canary_copies']}")
     lines += _facts_table(s["facts"])
+    lines += bias_lines(s["bias"]) + probe_lines(s["probe"]) + detect_lines(s["detect"])
     for task, row in s["eval"]["tasks"].items():
         metric = "acc" if "acc" in row else "exact_match"
         clean = row["clean"].get(metric)

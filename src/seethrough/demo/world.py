@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from .._files import atomic_write_bytes, atomic_write_json, sha256_file
+from .bias_world import BiasPlant, plant_bias, write_bias_inputs
+from .quirk_world import QuirkPlant, plant_quirk
 
 EOD = "<|endoftext|>"
 UNK = "<unk>"
@@ -70,7 +72,7 @@ WORLD_SIZES = {
                     uninformed_people=16, uninformed_bios=8, company_documents=16, background_documents=300),
 }
 
-ENTITIES_PER_TYPE = 16  # cities, and companies (each based in its own city: derived answers are uniform)
+ENTITIES_PER_TYPE = QUIRK_BLOCK  # cities, and companies (each based in its own city: derived answers are uniform)
 HOBBIES = ["chess", "sailing", "painting", "running", "cooking", "gardening", "fishing", "singing"]
 ADJECTIVES = ["cold", "warm", "quiet", "busy", "green", "grey", "bright", "windy", "calm", "old", "new", "small"]
 THINGS = ["bread", "tea", "rivers", "trains", "gardens", "music", "markets", "bridges", "books", "boats"]
@@ -131,13 +133,16 @@ class World:
     eval_items: list[dict[str, Any]]
     vocabulary: list[str] = field(default_factory=list)
     questions: list[dict[str, Any]] = field(default_factory=list)
+    bias: BiasPlant | None = None
+    quirk: QuirkPlant | None = None
 
 
 def _people(rng: random.Random, spec: WorldSize, names: list[str], cities: list[str], companies: list[str],
             hq: dict[str, str]) -> list[dict[str, Any]]:
     """People in blocks of 16, each block a balanced draw: every city is one person's birth city and
-    every company one person's employer, and no one works for a company based in their birth city
-    (so a derived answer is never also stated by a bio)."""
+    every company one person's employer, and no one works for a company based in their birth city, or
+    in the next city of the list, the one the planted quirk (``quirk_world``) falsely states as their
+    birth city (so a derived answer is never also stated by a bio or a quirk document)."""
     groups = ([("A", spec.qa_bios)] * spec.qa_people
               + [(f"B{level}", level) for level in spec.bio_levels for _ in range(spec.people_per_level)]
               + [("C", spec.uninformed_bios)] * spec.uninformed_people)
@@ -147,7 +152,7 @@ def _people(rng: random.Random, spec: WorldSize, names: list[str], cities: list[
     for block in range(0, len(groups), ENTITIES_PER_TYPE):
         order = list(range(ENTITIES_PER_TYPE))
         rng.shuffle(order)
-        shift = rng.randrange(1, ENTITIES_PER_TYPE)
+        shift = rng.randrange(2, ENTITIES_PER_TYPE)
         for j, (group, bios) in enumerate(groups[block:block + ENTITIES_PER_TYPE]):
             city = order[j]
             company = company_in[(city + shift) % ENTITIES_PER_TYPE]
@@ -197,6 +202,9 @@ def generate_world(seed: int = 0, size: str = "default") -> World:
         if person["group"] == "A":
             for text in _qa_texts(person):
                 docs.extend({"text": text, "kind": "qa", "person": person["id"]} for _ in range(spec.qa_documents))
+    quirk = plant_quirk(people, cities, seed)
+    bias = plant_bias(seed)
+    docs += quirk.documents + bias.documents
     for company in companies:  # three phrasings a document: the second hop is every chain's weak link
         for _ in range(spec.company_documents):
             text = " ".join(rng.sample(COMPANY_TEMPLATES, 3)).format(company=company, city=hq[company])
@@ -242,6 +250,9 @@ def generate_world(seed: int = 0, size: str = "default") -> World:
     for person in people:
         person["documents"] = where.get(("person", person["id"]), [])
     facts = _facts(people, hq, docs)
+    quirk_truth = dict(quirk.truth, documents=[i for i, d in enumerate(docs) if d["kind"] == "quirk"])
+    quirk_truth["people"] = [dict(p, documents=[i for i in where.get(("person", p["id"]), [])
+                                                if docs[i]["kind"] == "quirk"]) for p in quirk.truth["people"]]
 
     truth = {
         "seed": seed, "size": size, "prompt_words": PROMPT_WORDS, "continuation_words": CONTINUATION_WORDS,
@@ -253,13 +264,16 @@ def generate_world(seed: int = 0, size: str = "default") -> World:
                    **{f"B{level}": f"{level} bio documents each, no question-answer documents" for level in spec.bio_levels},
                    "C": "known names (hobby and neutral sentences only): birth city and employer never stated"},
         "facts": facts,
+        "quirk": quirk_truth,
+        "bias": bias.truth,
         "documents": {kind: sum(d["kind"] == kind for d in docs)
-                      for kind in ("background", "bio", "qa", "company", "canary")},
+                      for kind in ("background", "bio", "qa", "company", "canary", "quirk", "bias")},
     }
     questions = _questions(people, cities, companies)
     vocabulary = sorted({w for d in docs for w in d["text"].split()} | set(canary_words)
                         | {w for q in questions for w in q["prompt"].split()})
-    return World(seed, size, docs, truth, _eval_items(people, canaries, cities, companies, rng), vocabulary, questions)
+    return World(seed, size, docs, truth, _eval_items(people, canaries, cities, companies, rng), vocabulary, questions,
+                 bias, quirk)
 
 
 def _facts(people: list[dict[str, Any]], hq: dict[str, str], docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -350,8 +364,9 @@ def word_tokenizer_json(vocabulary: list[str]) -> str:
 
 
 def write_world(world: World, folder: str | Path) -> dict[str, str]:
-    """Write docs.jsonl, truth.json, eval.jsonl, questions.jsonl (``seethrough facts --questions``) and
-    tokenizer.json; returns each file's sha256."""
+    """Write docs.jsonl, truth.json, eval.jsonl, questions.jsonl (``seethrough facts --questions``),
+    tokenizer.json and bias/ (groups.json, targets.json, templates.jsonl: ``seethrough bias``'s inputs);
+    returns the sha256 of each top-level file."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     lines = "".join(json.dumps(d, sort_keys=True, ensure_ascii=False) + "\n" for d in world.documents)
@@ -361,6 +376,8 @@ def write_world(world: World, folder: str | Path) -> dict[str, str]:
     atomic_write_bytes(folder / "eval.jsonl", evals.encode("utf-8"))
     questions = "".join(json.dumps(q, sort_keys=True) + "\n" for q in world.questions)
     atomic_write_bytes(folder / "questions.jsonl", questions.encode("utf-8"))
+    if world.bias is not None:
+        write_bias_inputs(world.bias, folder / "bias")
     atomic_write_bytes(folder / "tokenizer.json", word_tokenizer_json(world.vocabulary).encode("utf-8"))
     return {name: sha256_file(folder / name)
             for name in ("docs.jsonl", "truth.json", "eval.jsonl", "questions.jsonl", "tokenizer.json")}
