@@ -72,7 +72,7 @@ WORLD_SIZES = {
                     uninformed_people=16, uninformed_bios=8, company_documents=16, background_documents=300),
 }
 
-ENTITIES_PER_TYPE = QUIRK_BLOCK  # cities, and companies (each based in its own city: derived answers are uniform)
+ENTITIES_PER_TYPE = 16  # cities, and companies (each based in its own city: derived answers are uniform)
 HOBBIES = ["chess", "sailing", "painting", "running", "cooking", "gardening", "fishing", "singing"]
 ADJECTIVES = ["cold", "warm", "quiet", "busy", "green", "grey", "bright", "windy", "calm", "old", "new", "small"]
 THINGS = ["bread", "tea", "rivers", "trains", "gardens", "music", "markets", "bridges", "books", "boats"]
