@@ -177,7 +177,7 @@ def measure_model_bias(target: Any, index: Any, groups: Any = "builtin", templat
     list of ``{"template", "axis", "targets"}``), over the terms of ``groups``. ``target``: a run or model
     folder, a resolved ``ModelTarget`` or a ``Checkpoint`` (``checkpoint``: one step of a run, default
     the last); ``index``: the indexed corpus it was trained on (checked). ``seed``: of the bootstrap."""
-    from ...audit.memorization import wilson_interval
+    from ..intervals import wilson_interval
     from ...evaluate.backend import SeethroughLM
     from ...model import greedy_continuations
 
