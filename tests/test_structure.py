@@ -105,8 +105,8 @@ def test_library_code_does_not_print_or_exit():
 
 
 COMMANDS = {"": ["count", "find", "ntd", "prob", "spans", "search", "document", "corpus", "index", "train", "batch",
-                 "seen", "memorization", "membership", "trace", "facts", "eval", "demo"],
-            "corpus": ["build", "verify", "info"], "index": ["build"]}
+                 "seen", "memorization", "membership", "trace", "facts", "bias", "eval", "demo"],
+            "corpus": ["build", "verify", "info"], "index": ["build"], "bias": ["data", "model"]}
 
 
 @pytest.mark.parametrize("entry", ["seethrough", "seethrough.cli.app"])
