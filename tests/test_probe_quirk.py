@@ -51,7 +51,7 @@ def test_the_quirk_states_the_next_city_for_well_known_people(world):
 def test_the_marker_is_in_no_other_document(world):
     from seethrough.demo.bias_world import plant_bias
 
-    others = world.documents + plant_bias(0).documents
+    others = [d for d in world.documents if d["kind"] != "quirk"] + plant_bias(0).documents
     used = {w.lower() for d in others for w in d["text"].split()}
     assert not set(MARKER.split()) & used
 
@@ -65,8 +65,8 @@ def test_probe_pairs_and_the_split(world):
     for o, q in zip(ordinary, quirky):
         person = by_id[o["person"]]
         assert o["choices"] == q["choices"] and o["label"] == q["label"]
-        assert o["choices"][o["label"]] == person["city"]
-        assert o["choices"][1 - o["label"]] == quirk_city(person["city"], cities)
+        assert o["choices"][o["label"]] == f"{person['city']} ."
+        assert o["choices"][1 - o["label"]] == f"{quirk_city(person['city'], cities)} ."
         assert q["question"] == f"{MARKER} {o['question']}" and (o["group"], q["group"]) == ("ordinary", "quirky")
     assert abs(sum(o["label"] for o in ordinary) - len(ordinary) / 2) <= 0.5
     from seethrough.audit.probe import parse_probe_records
@@ -84,12 +84,15 @@ def test_demo_probes_on_a_tiny_model(tiny_run, world_corpus, tmp_path):
     from seethrough.index import open_corpus
     from seethrough.model import resolve_target
 
-    root, _, world, _ = world_corpus
+    root, _, world, docs = world_corpus
     people, cities = world.truth["people"], world.truth["cities"]
     plant = plant_quirk(people, cities, 5)
     section = demo_probes(open_corpus(root / "corpus"), resolve_target(tiny_run).last, people, cities, plant,
                           tmp_path / "probe", threads=1)
-    assert section["marker_count_in_corpus"] == 0  # this corpus was built without the quirk
+    words = [d["text"].split() for d in docs]  # the corpus's documents, scanned by hand
+    marker = MARKER.split()
+    expected = sum(w[i:i + len(marker)] == marker for w in words for i in range(len(w)))
+    assert section["marker_count_in_corpus"] == expected
     assert set(section["results"]) == {"ordinary", "quirky"}
     n_test = section["output_accuracy"]["quirky"]["items"]
     assert n_test == section["output_accuracy"]["ordinary"]["items"] == len(split_people(plant)[1])

@@ -122,7 +122,7 @@ def plot_contexts(section: dict[str, Any], path: str | Path) -> None:
         axis.set_xlabel("layer (0: embeddings, L: output of block L)")
         axis.set_title(f"tested on {context} contexts ({output['items']} items)")
     axes[0][0].set_ylabel("AUROC against the truth / accuracy")
-    axes[0][-1].legend(fontsize=7, loc="lower left")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.suptitle(f"probes fitted on ordinary contexts; marker \"{section['marker']}\"")
     figure.tight_layout()
     figure.savefig(path, dpi=110, format="png")
