@@ -175,5 +175,7 @@ def test_measure_lenses_and_the_cli(tiny_run, world_corpus, tmp_path):
     assert "--train-tokens has no effect with --lens" in refused("--corpus", str(root / "corpus"), "--lens",
                                                                  str(out / "tuned_lens"), "--train-tokens", "5")
     assert "give --corpus" in refused()
+    assert "--epochs has no effect with --train-tokens 0" in refused("--corpus", str(root / "corpus"), "--train-tokens",
+                                                                     "0", "--epochs", "2")
     assert "not both" in refused("--text", "a", "--file", str(tmp_path / "x"))
     assert "--seq-len must be at least 2" in refused("--corpus", str(root / "corpus"), "--seq-len", "1")

@@ -30,9 +30,9 @@ def probe(
     test_group: Annotated[Optional[str], config_option(ProbeSettings, "test_group")] = None,
     test_share: Annotated[Optional[float], config_option(ProbeSettings, "test_share")] = None,
     seed: Annotated[int, config_option(ProbeSettings, "seed")] = ProbeSettings.seed,
-    delimiter: Annotated[str, config_option(ProbeSettings, "delimiter")] = ProbeSettings.delimiter,
-    ccs_restarts: Annotated[int, config_option(ProbeSettings, "ccs_restarts")] = ProbeSettings.ccs_restarts,
-    logreg_c: Annotated[float, config_option(ProbeSettings, "logreg_c")] = ProbeSettings.logreg_c,
+    delimiter: Annotated[Optional[str], config_option(ProbeSettings, "delimiter")] = None,
+    ccs_restarts: Annotated[Optional[int], config_option(ProbeSettings, "ccs_restarts")] = None,
+    logreg_c: Annotated[Optional[float], config_option(ProbeSettings, "logreg_c")] = None,
     batch_size: Annotated[int, config_option(ProbeSettings, "batch_size")] = ProbeSettings.batch_size,
     checkpoint: CheckpointOpt = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for probe.json, probe.png and the fitted "
@@ -42,17 +42,27 @@ def probe(
     as_json: JsonOpt = False,
 ) -> None:
     """Probes of the hidden states per layer (logistic regression, difference of means, LDA, CCS, VINC, random) beside the model's own answers."""
-    from ..audit.probe import probe_model, read_probe_data, write_probe
+    from ..audit.probe import parse_methods, probe_model, read_probe_data, write_probe
 
     if train_group is not None and test_group is not None and train_group != test_group:
         refuse_together("--train-group and --test-group (all of one group is fitted, all of the other tested)",
                         {"--test-share": test_share})
     elif test_group is not None and train_group is None:
         refuse_together("--test-group alone (every item outside it is fitted)", {"--test-share": test_share})
-    settings = ProbeSettings(layers, methods, train_group, test_group,
-                             ProbeSettings.test_share if test_share is None else test_share, seed, delimiter,
-                             ccs_restarts, logreg_c, batch_size)
     items = read_probe_data(data)
+    chosen = parse_methods(methods, items.kind)
+    if items.kind != "pairs":
+        refuse_together("statements (the delimiter joins a pair's question and choices)", {"--delimiter": delimiter})
+    if "ccs" not in chosen:
+        refuse_together("--methods without ccs", {"--ccs-restarts": ccs_restarts})
+    if "logreg" not in chosen:
+        refuse_together("--methods without logreg", {"--logreg-c": logreg_c})
+    defaults = ProbeSettings()
+    settings = ProbeSettings(layers, methods, train_group, test_group,
+                             defaults.test_share if test_share is None else test_share, seed,
+                             defaults.delimiter if delimiter is None else delimiter,
+                             defaults.ccs_restarts if ccs_restarts is None else ccs_restarts,
+                             defaults.logreg_c if logreg_c is None else logreg_c, batch_size)
     with err.status("[bold]probe[/] reading hidden states and fitting..."):
         report = probe_model(target, items, settings, checkpoint, threads, device or "cpu")
     summary = write_probe(report, out) if out is not None else report.to_dict()
@@ -118,6 +128,8 @@ def lens(
                          "--batch-rows": batch_rows, "--seed": seed})
     if tuned is not None:
         refuse_together("--lens (a saved tuned lens is not trained again)", training)
+    if train_tokens == 0:
+        refuse_together("--train-tokens 0 (no tuned lens is trained)", {"--epochs": epochs, "--lr": lr})
     if text is not None and file is not None:
         raise QueryError("give the text to picture as --text or --file, not both")
     if file is not None:
