@@ -138,29 +138,31 @@ def upper_lower(text: str, seed: int, rate: float = 0.05) -> str:
 _ARTICLE = re.compile(r" (?:a|an|the)(?= )")
 
 
-def article_deletion(text: str, seed: int, rate: float = 0.5) -> str:
-    rng = random.Random(seed)
-    found = [m.span() for m in _ARTICLE.finditer(text)]
-    chosen = sorted(rng.sample(found, int(rate * len(found))))
+def _share_of_matches(pattern: re.Pattern[str], text: str, rate: float, rng: random.Random) -> list[tuple[int, int]]:
+    """Spans of ``floor(rate * count)`` matches of ``pattern``, drawn at random, in text order."""
+    found = [m.span() for m in pattern.finditer(text)]
+    return sorted(rng.sample(found, int(rate * len(found))))
+
+
+def _replaced(text: str, spans: list[tuple[int, int]], replacement: str) -> str:
+    """``text`` with each of the (sorted, disjoint) ``spans`` replaced by ``replacement``."""
     out, at = [], 0
-    for start, end in chosen:  # the space before the article goes with it; the one after stays
-        out.append(text[at:start])
+    for start, end in spans:
+        out += [text[at:start], replacement]
         at = end
     return "".join(out) + text[at:]
+
+
+def article_deletion(text: str, seed: int, rate: float = 0.5) -> str:
+    # the space before the article goes with it; the one after stays
+    return _replaced(text, _share_of_matches(_ARTICLE, text, rate, random.Random(seed)), "")
 
 
 _SENTENCE_GAP = re.compile(r"(?<=[.!?])\s+(?=\S)")
 
 
 def insert_paragraphs(text: str, seed: int, rate: float = 0.5) -> str:
-    rng = random.Random(seed)
-    gaps = [m.span() for m in _SENTENCE_GAP.finditer(text)]
-    chosen = sorted(rng.sample(gaps, int(rate * len(gaps))))
-    out, at = [], 0
-    for start, end in chosen:
-        out += [text[at:start], "\n\n"]
-        at = end
-    return "".join(out) + text[at:]
+    return _replaced(text, _share_of_matches(_SENTENCE_GAP, text, rate, random.Random(seed)), "\n\n")
 
 
 _NUMBER = re.compile(r"\d+\.?\d*")
@@ -168,10 +170,8 @@ _NUMBER = re.compile(r"\d+\.?\d*")
 
 def number(text: str, seed: int, rate: float = 0.5) -> str:
     rng = random.Random(seed)
-    found = [m.span() for m in _NUMBER.finditer(text)]
-    chosen = sorted(rng.sample(found, int(rate * len(found))))
     chars = list(text)
-    for start, end in chosen:
+    for start, end in _share_of_matches(_NUMBER, text, rate, rng):
         for i in range(start, end):
             if chars[i].isdigit():
                 chars[i] = str(rng.randrange(10))

@@ -23,6 +23,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,11 +102,17 @@ def _rng(seed: int, *key: Any) -> np.random.Generator:
     return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
 
 
-def _rate_fields(result: RateResult, prefix: str = "") -> dict[str, Any]:
+def _threshold(value: float | None) -> float | None:
+    """A threshold for JSON: an infinite one (every calibration score infinite, as LRR is when every
+    token ranks first) is written as null, beside its TPR and FPR."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _rate_fields(result: RateResult) -> dict[str, Any]:
     key = RATE_KEYS[result.rate]
-    return {f"{prefix}tpr_at_{key}_fpr": result.tpr, f"{prefix}tpr_at_{key}_fpr_ci": _list(result.tpr_ci),
-            f"{prefix}threshold_{key}": result.threshold, f"{prefix}fpr_at_{key}_threshold": result.fpr,
-            f"{prefix}fpr_at_{key}_threshold_ci": _list(result.fpr_ci)}
+    return {f"tpr_at_{key}_fpr": result.tpr, f"tpr_at_{key}_fpr_ci": _list(result.tpr_ci),
+            f"threshold_{key}": _threshold(result.threshold), f"fpr_at_{key}_threshold": result.fpr,
+            f"fpr_at_{key}_threshold_ci": _list(result.fpr_ci)}
 
 
 def _list(ci: Any) -> list[float] | None:
@@ -160,7 +167,6 @@ def build_report(records: list[ScoredText], detectors: list[str], settings: Any,
 
     pool = _Pool(records)
     rounds, seed, above = settings.rounds, settings.seed, settings.min_humans_above
-    short = {k: v for k, v in hashes.items()}
     calibration = {d: pool.scores(d, HUMAN, CALIBRATION) for d in detectors}
     if not len(next(iter(calibration.values()))) or not len(pool.scores(detectors[0], HUMAN, TEST)):
         raise QueryError(f"{texts['humans']} human text(s) cannot fill both a calibration and a test split; give more "
@@ -185,11 +191,11 @@ def build_report(records: list[ScoredText], detectors: list[str], settings: Any,
             suffix = "" if result.rate == 0.01 else f"_{key}"
             row[f"fpr_realised{suffix}"] = result.fpr
             row[f"fpr_realised{suffix}_ci"] = _list(result.fpr_ci)
-            row[f"threshold_{key}"] = result.threshold
+            row[f"threshold_{key}"] = _threshold(result.threshold)
             row[f"ties_at_threshold_{key}"] = result.ties_at_threshold
         row["not_estimable"] = [RATE_KEYS[r.rate] for r in results if not r.estimable]
         row.update({"calibration_humans": len(calibration[d]), "test_humans": len(human_test),
-                    "test_machines": len(machine_test), **short})
+                    "test_machines": len(machine_test), **hashes})
         headline.append(row)
 
     decoding_rows = []
@@ -204,7 +210,7 @@ def build_report(records: list[ScoredText], detectors: list[str], settings: Any,
             for rate in RATES:
                 row.update(_rate_fields(rate_metrics(calibration[d], pool.scores(d, HUMAN, TEST), machine_test, rate,
                                                      rounds, _rng(seed, "decoding", name, d, rate), above)))
-            decoding_rows.append({**row, **short})
+            decoding_rows.append({**row, **hashes})
 
     attack_rows = []
     for name in [None, *attacks]:
@@ -227,7 +233,7 @@ def build_report(records: list[ScoredText], detectors: list[str], settings: Any,
                     before = clean_tpr[(d, rate)]
                     row[f"tpr_at_{key}_fpr_change"] = (result.tpr - before if result.tpr is not None
                                                        and before is not None else None)
-                attack_rows.append({**row, **short})
+                attack_rows.append({**row, **hashes})
 
     length_rows = []
     for bounds in LENGTH_BINS:
@@ -241,7 +247,7 @@ def build_report(records: list[ScoredText], detectors: list[str], settings: Any,
             for rate in RATES:
                 row.update(_rate_fields(rate_metrics(calibration[d], human_test, machine_test, rate, rounds,
                                                      _rng(seed, "length", bounds, d, rate), above)))
-            length_rows.append({**row, **short})
+            length_rows.append({**row, **hashes})
 
     domains = sorted({r.source.domain for r in records if r.source.label == HUMAN and r.source.domain is not None})
     transfer_rows = []
@@ -257,7 +263,7 @@ def build_report(records: list[ScoredText], detectors: list[str], settings: Any,
                 for rate in RATES:
                     row.update(_rate_fields(rate_metrics(cal, human_test, machine_test, rate, rounds,
                                                          _rng(seed, "transfer", source, target, d, rate), above)))
-                transfer_rows.append({**row, **short})
+                transfer_rows.append({**row, **hashes})
     if not domains:
         notes = [*notes, f"no human text has a {settings.domain_field!r} field, so there is no domain transfer table"]
     return DetectionReport(detectors, headline, decoding_rows, attack_rows, length_rows, transfer_rows, records,
@@ -353,7 +359,7 @@ def write_detection(report: DetectionReport, out: str | Path) -> dict[str, str]:
     out.mkdir(parents=True, exist_ok=True)
     lines = "".join(json.dumps(r.to_dict(), ensure_ascii=False, allow_nan=False) + "\n" for r in report.records)
     atomic_write_bytes(out / "scores.jsonl", lines.encode("utf-8"))
-    atomic_write_json(out / "detect.json", _finite(report.to_dict()))
+    atomic_write_json(out / "detect.json", report.to_dict())
     for table in TABLES:
         atomic_write_bytes(out / f"{table}.csv", _csv(getattr(report, table)))
     atomic_write_bytes(out / "report.txt", ("\n".join(report_lines(report)) + "\n").encode("utf-8"))
@@ -361,16 +367,6 @@ def write_detection(report: DetectionReport, out: str | Path) -> dict[str, str]:
     files = ["scores.jsonl", "detect.json", *(f"{t}.csv" for t in TABLES), "report.txt", "roc.png",
              "roc_by_decoding.png"]
     return {name: str(out / name) for name in files if (out / name).exists()}
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def write_roc_plots(report: DetectionReport, out: Path) -> None:
