@@ -104,25 +104,29 @@ def test_demo_probes_on_a_tiny_model(tiny_run, world_corpus, tmp_path):
     assert len(lines) == 3 + len(section["layers"]) and lines[-1].strip() == section["statement"]
 
 
-def section_with(ordinary_out, quirky_out, quirky_ci, ordinary_auroc=0.9):
-    def rows(auroc, ci):
-        return [{"layer": 1, "method": m, "auroc": auroc if m == "logreg" else 0.5, "auroc_ci": ci}
+def section_with(ordinary_out, quirky_out, quirky_ci, wrong_ci=None, ordinary_auroc=0.9):
+    def rows(auroc, ci, wrong=None):
+        extra = {"auroc_where_output_wrong": sum(wrong) / 2, "auroc_where_output_wrong_ci": wrong} if wrong else {}
+        return [{"layer": 1, "method": m, "auroc": auroc if m == "logreg" else 0.5, "auroc_ci": ci, **extra}
                 for m in ("logreg", "random")]
 
     return {"layers": [1], "results": {"ordinary": rows(ordinary_auroc, [0.8, 0.95]),
-                                       "quirky": rows(sum(quirky_ci) / 2, quirky_ci)},
+                                       "quirky": rows(sum(quirky_ci) / 2, quirky_ci, wrong_ci)},
+            "quirky_items_answered_wrong": 30,
             "output_accuracy": {"ordinary": {"accuracy": ordinary_out[0], "ci": ordinary_out[1]},
                                 "quirky": {"accuracy": quirky_out[0], "ci": quirky_out[1]}}}
 
 
-@pytest.mark.parametrize("ordinary, quirky, ci, kind", [
-    ((0.95, [0.85, 0.99]), (0.05, [0.01, 0.15]), [0.7, 0.9], "probe_reports_truth"),
-    ((0.95, [0.85, 0.99]), (0.05, [0.01, 0.15]), [0.1, 0.3], "probe_follows_output"),
-    ((0.95, [0.85, 0.99]), (0.05, [0.01, 0.15]), [0.4, 0.7], "undecided"),
-    ((0.95, [0.85, 0.99]), (0.6, [0.45, 0.75]), [0.7, 0.9], "quirk_not_learned"),
-    ((0.5, [0.35, 0.65]), (0.05, [0.01, 0.15]), [0.7, 0.9], "model_does_not_know"),
+@pytest.mark.parametrize("ordinary, quirky, ci, wrong, kind", [
+    ((0.95, [0.85, 0.99]), (0.05, [0.01, 0.15]), [0.7, 0.9], None, "probe_reports_truth"),
+    ((0.95, [0.85, 0.99]), (0.3, [0.2, 0.45]), [0.7, 0.9], [0.6, 0.8], "probe_reports_truth"),
+    ((0.95, [0.85, 0.99]), (0.3, [0.2, 0.45]), [0.7, 0.9], [0.45, 0.8], "truth_overall_only"),
+    ((0.95, [0.85, 0.99]), (0.05, [0.01, 0.15]), [0.1, 0.3], None, "probe_follows_output"),
+    ((0.95, [0.85, 0.99]), (0.05, [0.01, 0.15]), [0.4, 0.7], None, "undecided"),
+    ((0.95, [0.85, 0.99]), (0.6, [0.45, 0.75]), [0.7, 0.9], None, "quirk_not_learned"),
+    ((0.5, [0.35, 0.65]), (0.05, [0.01, 0.15]), [0.7, 0.9], None, "model_does_not_know"),
 ])
-def test_the_statement_claims_only_what_the_intervals_support(ordinary, quirky, ci, kind):
-    verdict = _verdict(section_with(ordinary, quirky, ci))
+def test_the_statement_claims_only_what_the_intervals_support(ordinary, quirky, ci, wrong, kind):
+    verdict = _verdict(section_with(ordinary, quirky, ci, wrong))
     assert verdict["kind"] == kind and verdict["layer"] == 1
     assert f"{sum(ci) / 2:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" in verdict["statement"]
