@@ -15,6 +15,21 @@ from .shared import (DATA, CorpusArg, VerifyOpt, DtypeOpt, IdsOpt, JsonOpt, Text
                      corpus_app, emit, err, escape, index_app, one_query, open_index, parse_ids, read_queries,
                      read_text_file)
 
+SCALE = "Scale"
+RayOpt = Annotated[Optional[str], typer.Option(
+    "--ray", metavar="ADDRESS", help="Run on the Ray cluster at ADDRESS (host:port of its head, or auto; "
+                                     "docs/scale.md); same output. Needs seethrough[ray].")]
+
+
+def _open(corpus: Path, tokenizer: Optional[Path], token_dtype: Optional[str], verify: bool, ray: Optional[str],
+          compiled: bool = True):
+    """The corpus opened for queries here, or with its shards on the cluster's query servers (``--ray``)."""
+    if ray is None:
+        return open_index(corpus, tokenizer, token_dtype, compiled=compiled, verify=verify)
+    from ..index import open_corpus
+
+    return open_corpus(corpus, tokenizer=tokenizer, token_dtype=token_dtype, compiled=compiled, verify=verify, ray=ray)
+
 
 # ---- corpus --------------------------------------------------------------------------------------------
 @corpus_app.command("build")
@@ -29,6 +44,7 @@ def corpus_build(
     batch_documents: Annotated[Optional[int], config_option(CorpusBuildConfig, "batch_documents")] = None,
     batch_chars: Annotated[Optional[int], config_option(CorpusBuildConfig, "batch_chars")] = None,
     overwrite: Annotated[bool, config_option(CorpusBuildConfig, "overwrite")] = False,
+    ray: RayOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Tokenize text collections into a corpus folder (infini-gram shard layout + manifest)."""
@@ -48,7 +64,12 @@ def corpus_build(
         def report(p) -> None:
             bar.update(task, total=p.inputs_total, completed=p.inputs_done, docs=p.documents, tokens=p.tokens)
 
-        manifest = build_corpus(inputs, tokenizer, out, config, progress=report)
+        if ray is None:
+            manifest = build_corpus(inputs, tokenizer, out, config, progress=report)
+        else:
+            from ..distributed import build_corpus_on_ray
+
+            manifest = build_corpus_on_ray(inputs, tokenizer, out, config, ray=ray, progress=report)
     counts = manifest["counts"]
     if as_json:
         emit({"corpus": str(out), "corpus_hash": manifest["corpus_hash"], **counts,
@@ -62,11 +83,16 @@ def corpus_build(
 
 
 @corpus_app.command("verify")
-def corpus_verify(corpus: CorpusArg, as_json: JsonOpt = False) -> None:
+def corpus_verify(corpus: CorpusArg, ray: RayOpt = None, as_json: JsonOpt = False) -> None:
     """Re-hash every file of a corpus (and its index) against the manifests."""
-    from ..index import verify
+    if ray is None:
+        from ..index import verify
 
-    report = verify(corpus)
+        report = verify(corpus)
+    else:
+        from ..distributed import verify_on_ray
+
+        report = verify_on_ray(corpus, ray)
     if as_json:
         emit({"ok": True, **report})
     else:
@@ -100,7 +126,9 @@ def index_build(
     memory: Annotated[Optional[str], typer.Option("--memory", help="Memory budget per shard, e.g. 8G (default: 80% of RAM).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild every shard, even those already indexed.")] = False,
     threads: Annotated[Optional[int], typer.Option(
-        "--threads", help="Sorting threads per shard (default: one per core); the tables do not depend on it.")] = None,
+        "--threads", help="Sorting threads per shard (default: one per core; with --ray 1 per task, many tasks per "
+                          "node); the tables do not depend on it.")] = None,
+    ray: RayOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build the suffix arrays of a corpus (one per shard, resumable)."""
@@ -114,8 +142,16 @@ def index_build(
     with Progress(TextColumn("[bold]index build"), BarColumn(), TextColumn("{task.completed}/{task.total} shards"),
                   TimeElapsedColumn(), console=err, transient=as_json) as bar:
         task = bar.add_task("index", total=None)
-        manifest = build_index(corpus, memory=memory, force=force, threads=threads,
-                               progress=lambda p: bar.update(task, total=p.shards_total, completed=p.shards_done))
+        def report(p) -> None:
+            bar.update(task, total=p.shards_total, completed=p.shards_done)
+
+        if ray is None:
+            manifest = build_index(corpus, memory=memory, force=force, threads=threads, progress=report)
+        else:
+            from ..distributed import build_index_on_ray
+
+            manifest = build_index_on_ray(corpus, ray, memory=memory, force=force, threads=threads,
+                                          progress=report).manifest
     seconds = time.perf_counter() - started
     size = sum(t["bytes"] for t in manifest["tables"].values())
     if as_json:
@@ -130,11 +166,12 @@ def count(
     corpus: CorpusArg, text: TextArg = None, ids: IdsOpt = None,
     queries: Annotated[Optional[Path], typer.Option("--queries", help='JSON lines, each {"text": ...} or {"ids": [...]}; answered in order, in one batch.')] = None,
     doc_freq: Annotated[bool, typer.Option("--doc-freq", help="Also count the documents that contain each query.")] = False,
-    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, verify: VerifyOpt = False, as_json: JsonOpt = False,
+    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, verify: VerifyOpt = False, ray: RayOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Exact occurrences of n-grams (never across documents)."""
     # one plain count skips the compiled kernels: numba's start-up would cost more than the query
-    index = open_index(corpus, tokenizer, token_dtype, compiled=queries is not None or doc_freq, verify=verify)
+    index = _open(corpus, tokenizer, token_dtype, verify, ray, compiled=queries is not None or doc_freq)
     if queries is not None:
         if text is not None or ids is not None:
             raise QueryError("give TEXT, --ids or --queries, not several")
@@ -163,10 +200,11 @@ def find(
     corpus: CorpusArg, text: TextArg = None, ids: IdsOpt = None,
     limit: Annotated[int, typer.Option("--limit", help="Matches to list (the first ones in corpus order).")] = 10,
     context: Annotated[int, typer.Option("--context", help="Tokens of context either side in snippets.")] = 20,
-    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, verify: VerifyOpt = False, as_json: JsonOpt = False,
+    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, verify: VerifyOpt = False, ray: RayOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Where an n-gram occurs: documents, positions, metadata and snippets, in corpus order."""
-    index = open_index(corpus, tokenizer, token_dtype, verify=verify)
+    index = _open(corpus, tokenizer, token_dtype, verify, ray)
     result = index.find(one_query(text, ids), limit=limit, context=context)
     if as_json:
         emit(result.to_dict())
@@ -186,12 +224,13 @@ def find(
 def ntd(
     corpus: CorpusArg, text: TextArg = None, ids: IdsOpt = None,
     top: Annotated[int, typer.Option("--top", help="Most frequent next tokens to print (all with --json).")] = 20,
-    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, verify: VerifyOpt = False, as_json: JsonOpt = False,
+    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, verify: VerifyOpt = False, ray: RayOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Exact next-token distribution after a prompt (no sampling, no support cap)."""
     if top < 1:
         raise QueryError(f"--top {top}: print at least 1 next token (--json lists them all)")
-    index = open_index(corpus, tokenizer, token_dtype, verify=verify)
+    index = _open(corpus, tokenizer, token_dtype, verify, ray)
     prompt = parse_ids(ids) if ids is not None else (text or "")
     result = index.ntd(prompt)
     if as_json:
@@ -207,10 +246,11 @@ def ntd(
 def prob(
     corpus: CorpusArg, text: TextArg = None, ids: IdsOpt = None,
     infinigram: Annotated[bool, typer.Option("--infinigram", help="∞-gram: back off to the longest suffix of the prompt that occurs.")] = False,
-    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, verify: VerifyOpt = False, as_json: JsonOpt = False,
+    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, verify: VerifyOpt = False, ray: RayOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Probability of the query's last token given the tokens before it (n-gram, or ∞-gram)."""
-    index = open_index(corpus, tokenizer, token_dtype, verify=verify)
+    index = _open(corpus, tokenizer, token_dtype, verify, ray)
     query = index.encode(one_query(text, ids))
     if len(query) < 1:
         raise QueryError("prob needs at least one token: the last is the one scored")
@@ -228,10 +268,11 @@ def spans(
     corpus: CorpusArg, text: TextArg = None, ids: IdsOpt = None,
     file: Annotated[Optional[Path], typer.Option("--file", help="Read the text from a file.")] = None,
     min_length: Annotated[int, typer.Option("--min-length", help="Shortest span to report, in tokens.")] = 1,
-    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, verify: VerifyOpt = False, as_json: JsonOpt = False,
+    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, verify: VerifyOpt = False, ray: RayOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Maximal spans of a text found verbatim in the corpus (for each start, the longest match)."""
-    index = open_index(corpus, tokenizer, token_dtype, verify=verify)
+    index = _open(corpus, tokenizer, token_dtype, verify, ray)
     if file is not None:
         if text is not None or ids is not None:
             raise QueryError("give TEXT, --ids or --file, not several")
@@ -254,10 +295,11 @@ def search(
     window: Annotated[int, typer.Option("--window", help="Every clause must start within this many tokens of the first clause's match.")] = 100,
     limit: Annotated[int, typer.Option("--limit", help="Matches to list (the first ones in corpus order).")] = 10,
     context: Annotated[int, typer.Option("--context", help="Tokens of context either side in snippets.")] = 20,
-    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, verify: VerifyOpt = False, as_json: JsonOpt = False,
+    tokenizer: TokenizerOpt = None, token_dtype: DtypeOpt = None, verify: VerifyOpt = False, ray: RayOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Exact AND / OR of n-grams within a window, in the same document (no subsampling)."""
-    index = open_index(corpus, tokenizer, token_dtype, verify=verify)
+    index = _open(corpus, tokenizer, token_dtype, verify, ray)
     if (query is None) == (cnf is None):
         raise QueryError("give the boolean query as QUERY or as --cnf, exactly one of them")
     if cnf is not None:
@@ -292,3 +334,50 @@ def document(
         console.print(f"[bold]doc {doc.index}[/] ({len(doc.token_ids)} tokens) {doc.path}:{doc.line} "
                   f"{json.dumps(doc.metadata, ensure_ascii=False)}")
         console.print(escape(doc.text) if doc.text is not None else doc.token_ids)
+
+
+# ---- scale ---------------------------------------------------------------------------------------------
+@app.command(rich_help_panel=SCALE)
+def doctor(
+    corpus: Annotated[Optional[Path], typer.Argument(help="A corpus: where its shards are, and what its index "
+                                                          "build needs per node.")] = None,
+    ray: RayOpt = None,
+    memory: Annotated[Optional[str], typer.Option("--memory", help="Memory budget per shard, as index build "
+                                                                   "--memory.")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="Sorting threads per shard, as index build "
+                                                                     "--threads.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What the cluster has (nodes, CPUs, GPUs, memory, object store, versions), where a corpus's shards
+    are, and what its index build would need per node; without --ray, this machine."""
+    from ..distributed.doctor import describe_cluster
+
+    report = describe_cluster(ray, corpus, memory=memory, threads=threads)
+    if as_json:
+        emit(report.to_dict())
+        return
+    totals = report.totals
+    console.print(f"[bold]{report.address}[/]: {totals['nodes']} node(s), {totals['cpus']:g} CPUs, {totals['gpus']:g} "
+                  f"GPUs, {totals['memory'] / 2**30:.1f} GiB memory, {totals['object_store_memory'] / 2**30:.1f} GiB "
+                  "object store")
+    shards = report.corpus["shards"] if report.corpus else 0
+    for probe in report.nodes:
+        node = probe.node
+        seen = f", sees {len(probe.shards)}/{shards} shards, {len(probe.tables)} tables" if report.corpus else ""
+        console.print(f"  {node.address:<15} {probe.hostname:<16} {node.cpus:>4g} CPUs {node.gpus:>2g} GPUs "
+                      f"{node.memory / 2**30:>7.1f} GiB  python {probe.python} seethrough {probe.seethrough} "
+                      f"ray {probe.ray}{seen}")
+    if report.corpus:
+        c = report.corpus
+        console.print(f"corpus {c['path']}: {c['shards']} shard(s), {c['tokens']:,} tokens, storage {c['storage']}, "
+                      f"{c['tables_built']} table(s) built")
+    if report.build:
+        b = report.build
+        waves = f"{b.waves} round(s)" if b.waves is not None else "no node fits one"
+        console.print(f"index build of {b.shards_to_build} shard(s): {b.memory_per_task / 2**30:.2f} GiB and "
+                      f"{b.threads_per_task} thread(s) per shard (largest {b.largest_shard_bytes / 2**20:.1f} MiB); "
+                      f"{sum(b.builds_at_once.values())} at once, {waves}")
+    for problem in report.problems:
+        console.print(f"[yellow]problem:[/] {escape(problem)}")
+    if not report.problems:
+        console.print("[green]ok[/]")

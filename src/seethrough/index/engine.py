@@ -858,21 +858,43 @@ def parse_boolean_query(text: str) -> list[list[str]]:
 
 
 def open_corpus(path: str | Path, tokenizer: str | Path | None = None, token_dtype: str | None = None,
-                verify: bool = False, compiled: bool = True) -> IndexedCorpus:
+                verify: bool = False, compiled: bool = True, ray: str | None = None) -> IndexedCorpus:
     """Open a corpus folder for queries: a seethrough corpus, or an index written by infini-gram.
 
     ``tokenizer`` overrides the corpus's own copy (it must be the same tokenizer; for infini-gram folders
     it is how text queries get encoded). ``verify`` re-hashes every file instead of trusting unchanged ones.
     ``compiled=False`` finds counts with the plain-Python byte search instead of the numba kernels: no
     numba start-up, so faster for one count, slower for batches.
+
+    ``ray``: the address of a Ray cluster (``host:port``, ``auto``; see :func:`seethrough.distributed.connect`)
+    whose nodes see the corpus at the same path: the shards are spread over query servers, one per node,
+    each answering its shards' part of every query (a batch is one call per server), combined here in
+    shard order by the same code as locally, so every answer is the local one; ``verify`` re-hashes the
+    files on the cluster, one task per shard. ``close()`` (or ``with``) stops the servers; the cluster
+    stays up.
     """
     corpus = open_token_corpus(path, tokenizer=tokenizer, token_dtype=token_dtype)
     if verify and corpus.foreign:
         raise CorpusError(f"{path} is an infini-gram folder, which records no hashes: --verify cannot check it; "
                           "leave --verify out")
+    if ray is None:
+        if verify:
+            corpus.verify()
+        return IndexedCorpus(corpus, verify_hashes=verify, compiled=compiled)
+    import functools
+
+    from ..distributed.index_build import verify_on_ray
+    from ..distributed.queries import start_shard_servers
+
     if verify:
-        corpus.verify()
-    return IndexedCorpus(corpus, verify_hashes=verify, compiled=compiled)
+        verify_on_ray(path, ray)
+    index = IndexedCorpus(corpus, compiled=compiled)
+    index.shard_indexes  # noqa: B018 - a missing or foreign index is refused here, before any server starts
+    # the servers open the corpus as this call did (absolute paths: their working folder is not this one)
+    opener = functools.partial(open_corpus, Path(path).resolve(), tokenizer=None if tokenizer is None else
+                               Path(tokenizer).resolve(), token_dtype=token_dtype, compiled=compiled)
+    index.servers = start_shard_servers(ray, opener, [shard.positions for shard in corpus.shards])
+    return index
 
 
 def covered_share(spans: Sequence[Span], length: int) -> float:
