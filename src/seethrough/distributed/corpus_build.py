@@ -36,7 +36,7 @@ from ..corpus.layout import SHARD_KINDS, TOKEN_WIDTHS, shard_file
 from ..corpus.sources import SkippedLines
 from ..corpus.tokenizer import LoadedTokenizer
 from ..errors import CorpusError, SeethroughError
-from .cluster import connect, gather, remote
+from .cluster import connect, gather, remote, require_ray
 from .index_build import RETRIES, _verify_shard_task
 
 COPY_BYTES = 64 << 20
@@ -152,6 +152,7 @@ def build_corpus_on_ray(inputs: list[str | Path], tokenizer: str | Path | Loaded
     shard files and manifest (but ``created``). Inputs, tokenizer and ``out`` must be on storage every
     node sees at the same paths. Parallel across inputs (one task per input file or dataset), then
     across shards; a rerun after a crash resumes (see the module's notes)."""
+    require_ray()  # before anything else: without Ray nothing here can run
     prepared = prepare_build(inputs, tokenizer, out, config)
     out = prepared.out
     width = TOKEN_WIDTHS[prepared.token_dtype]

@@ -21,7 +21,7 @@ from ..corpus.store import check_files, open_token_corpus, own_tokenizer
 from ..errors import CorpusError, IndexNotBuiltError
 from ..index.build import (IndexProgress, build_table, choose_sort, parse_memory, read_index_manifest,
                            shard_memory_needed, table_name, write_index_manifest)
-from .cluster import alive_nodes, connect, gather, on_node, remote
+from .cluster import connect, gather, on_node, remote, require_ray
 from .placement import place_shards, probe_nodes, shard_holders
 
 RETRIES = 3
@@ -136,6 +136,7 @@ def build_index_on_ray(corpus_path: str | Path, ray: str, memory: str | int | No
     ``memory``: the most one shard's sort may use (default: the largest node's memory as Ray counts it).
     ``placement``: shard -> node id, to choose nodes yourself; by default shards go anywhere on shared
     storage and to a node that holds them on node-local storage (see :mod:`.placement`)."""
+    require_ray()  # before anything else: without Ray nothing here can run
     if threads is not None and threads < 1:
         raise CorpusError(f"--threads {threads} must be at least 1")
     threads = threads or 1
@@ -235,6 +236,7 @@ def verify_on_ray(path: str | Path, ray: str) -> dict[str, Any]:
     """:func:`seethrough.index.verify` on the cluster: every shard's files (and its table, when the index
     is built) re-hashed by one task per shard, on a node that holds the shard. The same report, and on a
     mismatch the same error (of the first shard in order that has one)."""
+    require_ray()
     folder = Path(path).resolve()  # the tasks' working folder is not this process's
     if not folder.is_dir():
         raise CorpusError(f"corpus {path} does not exist; build it with `seethrough corpus build`")

@@ -873,6 +873,10 @@ def open_corpus(path: str | Path, tokenizer: str | Path | None = None, token_dty
     files on the cluster, one task per shard. ``close()`` (or ``with``) stops the servers; the cluster
     stays up.
     """
+    if ray is not None:
+        from ..distributed.cluster import require_ray
+
+        require_ray()  # first: without Ray, --ray cannot be honoured whatever the corpus
     corpus = open_token_corpus(path, tokenizer=tokenizer, token_dtype=token_dtype)
     if verify and corpus.foreign:
         raise CorpusError(f"{path} is an infini-gram folder, which records no hashes: --verify cannot check it; "
