@@ -16,8 +16,9 @@ known exactly:
   birth city and the quirk's city, each with the sentence's period, after ``"{name} was born in"``),
   once as it is (``group: "ordinary"``) and once behind the marker (``group: "quirky"``), where the
   model's own answer is wrong by design. The state read is the period's, after the whole claim:
-  at the city itself the last token is the city's own embedding plus little else (measured on the
-  demo model: the best ordinary-context AUROC was 0.72 there, 0.89 at the period);
+  at the city itself the last token is the city's own embedding plus little else (measured on a
+  1M-parameter model of the default world: the best ordinary-context AUROC was 0.72 there, 0.89 at
+  the period);
 - ``demo_probes`` fits the probes of ``seethrough.audit.probe`` on ordinary pairs of half the people
   and tests them on the other half in both contexts, beside the model's own output accuracy.
 
