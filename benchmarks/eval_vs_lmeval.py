@@ -119,7 +119,8 @@ def in_process(args: argparse.Namespace, model_dir: Path, tasks: Path, items: li
 
     print(f"Pythia-70M shape ({sum(p.numel() for p in ours.model.parameters()) / 1e6:.1f}M parameters), "
           f"{len(items)} 4-choice items ({'choices of 2-9 tokens' if args.phrases else 'one-token choices'}), torch threads {torch.get_num_threads()}, lm-eval hf batch size {args.hf_batch_size}")
-    print(f"start-up: imports {imports:.1f} s; model load: hf {loads['hf']:.2f} s, seethrough {loads['seethrough']:.2f} s")
+    print(f"start-up: imports {imports:.1f} s; model load: hf {loads['hf']:.2f} s, seethrough {loads['seethrough']:.2f} s; "
+          f"load average {_load()} on {os.cpu_count()} CPUs")
     runs = (("hf", hf, False), ("hf + faster_lm_eval", hf, True), ("seethrough", ours, True))
     lm_seconds = {name: 0.0 for name, _, _ in runs}
     current = ["hf"]
@@ -204,7 +205,7 @@ def whole_process(args: argparse.Namespace, root: Path, model_dir: Path, tasks: 
     seethrough = [str(bin_dir / "seethrough"), "eval", str(model_dir), "--include-path", str(tasks),
                   "--threads", str(args.threads)]
     print(f"\nwhole process (each command a fresh python; OMP_NUM_THREADS={args.threads}; medians of "
-          f"{args.whole_repeats}, interleaved):")
+          f"{args.whole_repeats}, interleaved; load average {_load()} on {os.cpu_count()} CPUs):")
     floor = {name: [] for name in ("torch", "gpt_neox", "lm_eval", "all")}
     for _ in range(args.whole_repeats):
         floor["torch"].append(python("import torch"))
@@ -262,31 +263,40 @@ def whole_process(args: argparse.Namespace, root: Path, model_dir: Path, tasks: 
             "seethrough eval": seethrough + ["--tasks", "bench_city", "--num-fewshot", str(shots),
                                              "--out", str(out / f"seethrough_{shots}")],
             "seethrough-lm-eval": [str(bin_dir / "seethrough-lm-eval"), "--model", "seethrough", "--model_args",
-                                   f"pretrained={model_dir},threads={args.threads}", "--device", "cpu", "--tasks",
+                                   f"pretrained={model_dir},threads={args.threads}", "--batch_size", "auto",
+                                   "--device", "cpu", "--tasks",
                                    "bench_city", "--include_path", str(tasks), "--num_fewshot", str(shots),
                                    "--log_samples", "--output_path", str(out / f"seethrough_lm_eval_{shots}")],
         }
         seconds = {name: [] for name in commands}
-        for _ in range(args.whole_repeats):
+        accs = {name: set() for name in commands}
+        for repeat in range(args.whole_repeats):
             for name, command in commands.items():
-                seconds[name].append(run(command))
-        accs = {"lm_eval --model hf": _lm_eval_acc(out / f"lm_eval_{shots}"),
-                "seethrough eval": json.loads((out / f"seethrough_{shots}" / "results.json").read_text())
-                ["results"]["bench_city"]["acc,none"],
-                "seethrough-lm-eval": _lm_eval_acc(out / f"seethrough_lm_eval_{shots}")}
-        if len(set(accs.values())) != 1:
+                folder = Path(command[-1]) / str(repeat)  # each run its own output folder
+                seconds[name].append(run(command[:-1] + [str(folder)]))
+                accs[name].add(_acc(folder))
+        if len({a for found in accs.values() for a in found}) != 1:
             raise SystemExit(f"{shots}-shot: the commands' accuracies differ: {accs}")
+        accs = {name: found.pop() for name, found in accs.items()}
         medians = {name: statistics.median(v) for name, v in seconds.items()}
         base = medians["lm_eval --model hf"]
         print(f"  {shots}-shot, {n_items} items, the whole command (acc {accs['seethrough eval']:.4f} from all three):")
         for name, value in medians.items():
             print(f"    {name:<20} {value:6.2f} s ({base / value:.2f}x lm_eval; runs "
                   f"{' '.join(f'{t:.2f}' for t in seconds[name])})")
-        print(f"    -> seethrough eval vs lm_eval: {base / medians['seethrough eval']:.2f}x (target >= 3)")
+        print(f"    -> seethrough eval vs lm_eval: {base / medians['seethrough eval']:.2f}x (target >= 3); load average "
+              f"now {_load()}")
 
 
-def _lm_eval_acc(folder: Path) -> float:
-    (results,) = folder.glob("*/results_*.json")
+def _load() -> str:
+    """The 1-minute load average: other processes on the machine slow every row alike, and the absolute
+    figures with them."""
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "unknown"
+
+
+def _acc(folder: Path) -> float:
+    """bench_city's acc in an output folder of ``seethrough eval`` (results.json) or of lm-eval's tracker."""
+    (results,) = [folder / "results.json"] if (folder / "results.json").is_file() else folder.glob("*/results_*.json")
     return json.loads(results.read_text())["results"]["bench_city"]["acc,none"]
 
 
