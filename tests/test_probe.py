@@ -99,7 +99,7 @@ def test_logreg_is_the_minimum_of_its_own_objective():
     assert np.allclose(probe.weight, found.x[:-1], atol=1e-4) and abs(probe.bias - found.x[-1]) < 1e-4
     assert cosine(probe.weight, best) > 0.9
     expected = np.mean(((1 / (1 + np.exp(-(f @ found.x[:-1] + found.x[-1])))) > 0.5) == (y == 1))
-    assert accuracy(y, probe.probabilities(x)) == pytest.approx(expected)
+    assert accuracy(y, probe.predictions(x)) == pytest.approx(expected)
 
 
 def test_diffmean_is_the_difference_of_the_class_means():
@@ -111,7 +111,7 @@ def test_diffmean_is_the_difference_of_the_class_means():
     assert probe.bias == pytest.approx(-(mu1 - mu0) @ (mu1 + mu0) / 2)
     # threshold halfway between the means: a point on the side of mu1 is called 1
     predicted = (f - (mu1 + mu0) / 2) @ (mu1 - mu0) > 0
-    assert accuracy(y, probe.probabilities(x)) == pytest.approx(np.mean(predicted == (y == 1)))
+    assert accuracy(y, probe.predictions(x)) == pytest.approx(np.mean(predicted == (y == 1)))
     assert probe.slope > 0 and cosine(probe.weight, u) > 0.9
 
 
@@ -135,7 +135,7 @@ def test_lda_against_scikit_learn_and_the_closed_form():
     reference = LinearDiscriminantAnalysis(solver="eigen", shrinkage=a).fit(f, y)  # another solver
     assert np.allclose(probe.weight, reference.coef_[0], atol=1e-6)
     assert np.allclose(probe.probabilities(x), reference.predict_proba(f)[:, 1], atol=1e-8)
-    assert accuracy(y, probe.probabilities(x)) == pytest.approx(reference.score(f, y))
+    assert accuracy(y, probe.predictions(x)) == pytest.approx(reference.score(f, y))
     x, y, _, best = planted_statements()  # more items than width: the planted discriminant is found
     assert cosine(fit_probe("lda", 1, x, y).weight, best) > 0.9
 
@@ -167,7 +167,7 @@ def test_ccs_keeps_the_lowest_loss_and_finds_the_planted_direction():
     p0, p1 = sigmoid(z[:, 0] @ probe.weight + probe.bias), sigmoid(z[:, 1] @ probe.weight + probe.bias)
     assert np.allclose(probe.probabilities(z), (p1 + 1 - p0) / 2)
     assert abs(cosine(probe.weight, u)) > 0.9
-    assert accuracy(y, probe.probabilities(z)) > 0.9 and auroc(y, probe.scores(z)) > 0.9
+    assert accuracy(y, probe.predictions(z)) > 0.9 and auroc(y, probe.scores(z)) > 0.9
     # one start from the same seed is the first of the six
     single = fit_ccs(2, z, restarts=1, seed=0)
     assert single.details["losses"][0] == pytest.approx(losses[0])
@@ -189,7 +189,7 @@ def test_vinc_is_the_top_eigenvector_of_its_closed_form():
     scores = (z[:, 1] - z[:, 0]) @ probe.weight
     assert np.allclose(probe.scores(z), scores)
     assert auroc(y, scores) > 0.9 and abs(cosine(probe.weight, u)) > 0.9
-    assert accuracy(y, probe.probabilities(z)) == pytest.approx(np.mean((scores > 0) == (y == 1)))
+    assert accuracy(y, probe.predictions(z)) == pytest.approx(np.mean((scores > 0) == (y == 1)))
 
 
 def test_random_direction_is_a_seeded_unit_vector_with_its_sign_from_the_labels():
@@ -202,6 +202,10 @@ def test_random_direction_is_a_seeded_unit_vector_with_its_sign_from_the_labels(
     raw /= np.linalg.norm(raw)
     sign = 1 if auroc(y, probe_inputs(z) @ raw) >= 0.5 else -1
     assert np.allclose(a.weight, sign * raw) and auroc(y, a.scores(z)) >= 0.5
+    # accuracy counts the sign of the score, whatever slope calibration fitted (even a flat 0)
+    a.slope = 0.0
+    assert np.allclose(a.probabilities(z), 0.5)
+    assert accuracy(y, a.predictions(z)) == pytest.approx(np.mean((probe_inputs(z) @ a.weight > 0) == (y == 1)))
 
 
 def test_unsupervised_methods_use_the_labels_for_the_sign_only():
@@ -234,8 +238,7 @@ def test_auroc_accuracy_and_ece_against_references():
     scores = np.round(rng.standard_normal(200) + y, 1)  # rounded: ties
     assert auroc(y, scores) == pytest.approx(roc_auc_score(y, scores))
     assert np.isnan(auroc(np.ones(5, dtype=int), np.arange(5.0)))
-    # right, right, wrong (0.4 says 0), right (0.5 counts as label 0)
-    assert accuracy(np.array([1, 0, 1, 0]), np.array([0.9, 0.2, 0.4, 0.5])) == 0.75
+    assert accuracy(np.array([1, 0, 1, 0]), np.array([1, 0, 0, 0])) == 0.75
     # ECE by hand: bins [0.1, 0.2) holds 0.1 (label 0) and 0.15 (label 1): gap |0.5 - 0.125| x 2/5;
     # bin [0.9, 1] holds 0.9, 0.95, 1.0 (labels 1, 1, 0): gap |2/3 - 0.95| x 3/5
     labels, probabilities = np.array([0, 1, 1, 1, 0]), np.array([0.1, 0.15, 0.9, 0.95, 1.0])
@@ -248,11 +251,11 @@ def test_bootstrap_intervals_against_a_plain_loop():
     rng = np.random.default_rng(1)
     y = rng.integers(0, 2, 60)
     scores = rng.standard_normal(60) + y
-    probabilities = 1 / (1 + np.exp(-scores))
+    predicted = (scores > 0.5).astype(int)
     resamples = resample_indexes(60, seed=3, resamples=300)
-    got = bootstrap_intervals(y, scores, probabilities, resamples)
+    got = bootstrap_intervals(y, scores, predicted, resamples)
     areas = [roc_auc_score(y[r], scores[r]) for r in resamples if 0 < y[r].sum() < len(r)]
-    rights = [np.mean((probabilities[r] > 0.5) == (y[r] == 1)) for r in resamples]
+    rights = [np.mean(predicted[r] == y[r]) for r in resamples]
     assert np.allclose(got["auroc_ci"], np.percentile(areas, [2.5, 97.5]))
     assert np.allclose(got["accuracy_ci"], np.percentile(rights, [2.5, 97.5]))
     assert got["auroc_ci"][0] < auroc(y, scores) < got["auroc_ci"][1]

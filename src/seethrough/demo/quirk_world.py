@@ -198,7 +198,7 @@ def demo_probes(index: Any, checkpoint: Any, truth_people: list[dict[str, Any]],
             scores = probe.scores(states)
             row["auroc_where_output_wrong"] = auroc(labels[wrong], scores)
             row["auroc_where_output_wrong_ci"] = bootstrap_intervals(labels[wrong], scores,
-                                                                     probe.probabilities(states), resamples)["auroc_ci"]
+                                                                     probe.predictions(states), resamples)["auroc_ci"]
     fitted_output = int((answers[train] == labels[train]).sum())
     section: dict[str, Any] = {
         "marker": plant.marker, "rule": plant.truth["rule"], "planted_people": len(plant.truth["people"]),

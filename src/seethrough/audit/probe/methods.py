@@ -114,9 +114,18 @@ class FittedProbe:
         return probe_inputs(z) @ self.weight + self.bias
 
     def probabilities(self, z: np.ndarray) -> np.ndarray:
+        """The probability of label 1 (what calibration is measured on)."""
         if self.method == "ccs":
             return self._ccs(z)
         return _sigmoid(self.slope * self.scores(z) + self.offset)
+
+    def predictions(self, z: np.ndarray) -> np.ndarray:
+        """The predicted labels (what accuracy counts): score above 0 (CCS: probability above 0.5). For
+        logreg and LDA that is their probability above 0.5; for the others the threshold the method set,
+        whatever slope calibration fitted."""
+        if self.method == "ccs":
+            return (self._ccs(z) > 0.5).astype(np.int64)
+        return (self.scores(z) > 0).astype(np.int64)
 
 
 def fit_probe(method: str, layer: int, z: np.ndarray, labels: np.ndarray, seed: int = 0, logreg_c: float = 1.0,

@@ -37,9 +37,9 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
-def accuracy(labels: np.ndarray, probabilities: np.ndarray) -> float:
-    """Share of items whose probability of label 1 is on the side of 0.5 of their label (0.5 counts as 0)."""
-    return float(np.mean((np.asarray(probabilities) > 0.5) == (np.asarray(labels) == 1)))
+def accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """Share of items whose predicted label (0/1) is their label."""
+    return float(np.mean(np.asarray(predicted).astype(np.int64) == np.asarray(labels)))
 
 
 def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> float:
@@ -60,13 +60,13 @@ def resample_indexes(n: int, seed: int = 0, resamples: int = RESAMPLES) -> np.nd
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
-def bootstrap_intervals(labels: np.ndarray, scores: np.ndarray, probabilities: np.ndarray,
+def bootstrap_intervals(labels: np.ndarray, scores: np.ndarray, predicted: np.ndarray,
                         resamples: np.ndarray) -> dict[str, list[float] | None]:
-    """95% percentile intervals of accuracy and AUROC over ``resamples`` (rows of item indexes)."""
+    """95% percentile intervals of accuracy (of the ``predicted`` labels) and AUROC (of the ``scores``)
+    over ``resamples`` (rows of item indexes)."""
     y = np.asarray(labels)[resamples]
     s = np.asarray(scores, dtype=np.float64)[resamples]
-    p = np.asarray(probabilities)[resamples]
-    right = ((p > 0.5) == (y == 1)).mean(axis=1)
+    right = (np.asarray(predicted).astype(np.int64)[resamples] == y).mean(axis=1)
     positives = y.sum(axis=1)
     negatives = y.shape[1] - positives
     ranks = _ranks(s)

@@ -114,10 +114,10 @@ def evaluate_probes(probes: dict[tuple[int, str], FittedProbe], z: np.ndarray, l
     rows = []
     for (layer, method), probe in probes.items():
         states = z[:, :, layers.index(layer)]
-        scores, probabilities = probe.scores(states), probe.probabilities(states)
-        row = {"layer": layer, "method": method, "accuracy": accuracy(labels, probabilities),
+        scores, probabilities, predicted = probe.scores(states), probe.probabilities(states), probe.predictions(states)
+        row = {"layer": layer, "method": method, "accuracy": accuracy(labels, predicted),
                "auroc": auroc(labels, scores), "ece": expected_calibration_error(labels, probabilities),
-               **bootstrap_intervals(labels, scores, probabilities, resamples)}
+               **bootstrap_intervals(labels, scores, predicted, resamples)}
         # 1 - this is how far the probe follows the model's own answer rather than the label
         row["auroc_vs_output"] = auroc(answers, scores) if answers is not None and len(set(answers.tolist())) == 2 \
             else None
@@ -200,7 +200,7 @@ def probe_model(target: Any, data: ProbeData, settings: ProbeSettings | None = N
     for row in results:
         probe = probes[(row["layer"], row["method"])]
         states = z[train][:, :, layers.index(row["layer"])]
-        row["train_accuracy"] = accuracy(labels[train], probe.probabilities(states))
+        row["train_accuracy"] = accuracy(labels[train], probe.predictions(states))
         row["train_auroc"] = auroc(labels[train], probe.scores(states))
     notes = []
     if data.kind != PAIRS:
