@@ -21,7 +21,7 @@ from typing import Any
 from .world import (BACKGROUND_TEMPLATES, BIRTH_TEMPLATES, COMPANY_TEMPLATES, EMPLOYER_TEMPLATES, HOBBIES,
                     HOBBY_TEMPLATES, NEUTRAL_TEMPLATES, ADJECTIVES, MONTHS, THINGS)
 
-HUMAN_TEXTS = 200
+HUMAN_TEXTS = 240
 """Human documents generated (before the held-out check); half calibrate, half test."""
 TOKENS = (44, 60)
 """Each document grows by whole sentences to a length in this range (the demo model trained on 64-token rows)."""
@@ -114,6 +114,10 @@ def _cell(value: float | None, ci: list[float] | None = None) -> str:
     return f"{value:.3f} [{ci[0]:.2f},{ci[1]:.2f}]" if ci else f"{value:.3f}"
 
 
+def _short(value: float | None) -> str:
+    return "n/e" if value is None else f"{value:.3f}"
+
+
 def detect_lines(section: dict[str, Any]) -> list[str]:
     """The detector section of ``summary.txt``."""
     s = section
@@ -137,6 +141,6 @@ def detect_lines(section: dict[str, Any]) -> list[str]:
         f"{d[:11]:>11}" for d in detectors))
     for attack, rows in s["attacks"].items():
         lines.append(f"    {attack:<26}" + " ".join(
-            f"{_cell(rows[d]['tpr_at_1pct_fpr'], None)[:5]}/{_cell(rows[d]['human_fpr_at_1pct_threshold'])[:5]}".rjust(11)
+            f"{_short(rows[d]['tpr_at_1pct_fpr'])}/{_short(rows[d]['human_fpr_at_1pct_threshold'])}".rjust(11)
             for d in detectors))
     return lines

@@ -258,16 +258,20 @@ def _script(ch: str) -> str:
     return "other"
 
 
+_FOLD = str.maketrans(CONFUSABLES)
+
+
 def _fold_word(word: str, mostly_latin: bool) -> str:
     if word.isascii():
         return word
-    scripts = {_script(ch) for ch in word if ch.isalpha()}
-    if not scripts & {"cyrillic", "greek"}:
-        return word
-    only_lookalikes = all(ch in CONFUSABLES for ch in word if ch.isalpha() and _script(ch) != "latin")
-    if only_lookalikes and ("latin" in scripts or mostly_latin):
-        return "".join(CONFUSABLES.get(ch, ch) for ch in word)
-    return word
+    folded = word.translate(_FOLD)
+    if folded == word:
+        return word  # no look-alike in it
+    letters = [_script(ch) for ch in folded if ch.isalpha()]
+    if any(s != "latin" for s in letters):
+        return word  # a letter of another script that is no look-alike: a real Greek or Cyrillic word
+    has_latin = any(_script(ch) == "latin" for ch in word if ch.isalpha())
+    return folded if has_latin or mostly_latin else word
 
 
 _WHITE = re.compile(r"\s+")
