@@ -236,3 +236,29 @@ def test_a_bad_command_exits_2_with_one_line(tiny_run, tmp_path):
                            str(tmp_path / "h.jsonl"), "--attacks", "nope"], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "'nope' is not an attack" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_another_generator_and_the_paired_detectors(tiny_run, humans, tmp_path):
+    """--generator writes the machine text (not the scored model); --reference feeds the paired detectors,
+    whose scores equal the detector set's own on the same texts."""
+    from seethrough.audit.detect import DetectorSet
+    from seethrough.audit.detect.detectors import PAIRED
+    from seethrough.model import load_model, resolve_target
+
+    other = tiny_run / "checkpoints" / "step-2"
+    settings = DetectSettings(decoding="greedy", attacks="none", rounds=20, prefix_tokens=8,
+                              detectors="likelihood,paired")
+    both = evaluate_detectors(tiny_run, human=humans[:40], generator=other, reference=other, settings=settings,
+                              threads=1)
+    own = evaluate_detectors(tiny_run, human=humans[:40], settings=DetectSettings(
+        decoding="greedy", attacks="none", rounds=20, prefix_tokens=8, detectors="likelihood"), threads=1)
+    assert both.models["generator"]["path"] == str(other) and both.models["reference"]["path"] == str(other)
+    assert both.hashes["models_sha256"] != own.hashes["models_sha256"]
+    machine = {r.source.id: r.source.text for r in both.records if r.source.label == "machine"}
+    mine = {r.source.id: r.source.text for r in own.records if r.source.label == "machine"}
+    assert machine.keys() == mine.keys() and machine != mine  # step 2 and step 4 continue differently
+    texts = [r.text for r in both.records]
+    scored = DetectorSet(("likelihood", *PAIRED), load_model(resolve_target(tiny_run).last, threads=1),
+                         resolve_target(tiny_run).run.corpus.tokenizer, load_model(other, threads=1)).score(texts)
+    for name in ("likelihood", *PAIRED):
+        assert [r.scores[name] for r in both.records] == pytest.approx(list(scored[name]))

@@ -146,10 +146,11 @@ def generate_machine_texts(model: Any, tokenizer: Any, humans: list[Text], decod
     rows = tokenizer.encode_batch([h.text for h in humans])
     usable = [i for i, r in enumerate(rows) if len(r) > prefix_tokens]
     too_short = [humans[i].id for i in range(len(humans)) if len(rows[i]) <= prefix_tokens]
-    forbidden = sorted({t for t in (model.config.eos_token_id, getattr(model.config, "pad_token_id", None))
-                        if isinstance(t, int)})
+    ends = [model.config.eos_token_id, getattr(model.config, "pad_token_id", None)]
+    forbidden = sorted({t for e in ends for t in (e if isinstance(e, (list, tuple)) else [e]) if isinstance(t, int)})
+    context = getattr(model.config, "max_position_embeddings", None) or 1 << 30
     prompts = [rows[i][:prefix_tokens] for i in usable]
-    lengths = [len(rows[i]) - prefix_tokens for i in usable]
+    lengths = [min(len(rows[i]), context) - prefix_tokens for i in usable]  # never past the model's context
     out: list[Text] = []
     for decoding in decodings:
         if progress:
@@ -161,6 +162,17 @@ def generate_machine_texts(model: Any, tokenizer: Any, humans: list[Text], decod
             out.append(Text(f"{h.id}/{decoding.name}", MACHINE, tokenizer.decode(prompt + tokens), h.domain, h.id,
                             decoding.name))
     return out, too_short
+
+
+def _scorable(humans: list[Text], machines: list[Text], tokenizer: Any) -> tuple[list[Text], list[Text], list[str]]:
+    """The texts with at least 2 tokens (a detector scores tokens 2..n), and the ids of the others."""
+    def keep(texts: list[Text]) -> list[Text]:
+        counts = [len(ids) for ids in tokenizer.encode_batch([t.text for t in texts])] if texts else []
+        return [t for t, n in zip(texts, counts) if n >= 2]
+
+    kept_humans, kept_machines = keep(humans), keep(machines)
+    left = {(t.label, t.id) for t in kept_humans + kept_machines}
+    return kept_humans, kept_machines, [t.id for t in humans + machines if (t.label, t.id) not in left]
 
 
 def _scores_of(detectors: DetectorSet, texts: list[str], cache: dict[str, dict[str, float]]) -> None:
@@ -245,6 +257,10 @@ def evaluate_detectors(target: Any, human: Any = None, corpus: Any = None, machi
             raise QueryError(f"no human text is longer than --prefix-tokens {settings.prefix_tokens} tokens, so "
                              "nothing can be generated; give longer texts or fewer prefix tokens")
     humans, machines = trim_groups(humans, machines)
+    humans, machines, unscorable = _scorable(humans, machines, tokenizer)
+    if unscorable:
+        notes.append(f"{len(unscorable)} text(s) have fewer than 2 tokens, so no detector can score them; left out: "
+                     f"{', '.join(unscorable[:5])}{' ...' if len(unscorable) > 5 else ''}")
     notes += check_domains(humans, machines)
     humans, machines = split_texts(humans, machines, settings.calibration_share, settings.seed)
 
