@@ -14,8 +14,8 @@ logits. Both compute in float64 from the model's float32 logits; every score mus
 with Pythia's padded vocabulary of 50,304 (random weights: speed does not depend on them) over texts
 of random ids; torch threads as given (default 2). Medians of ``--repeats`` timed runs each.
 
-    python benchmarks/detect_vs_separate.py [--texts 48] [--tokens 128] [--threads 2] [--batch-size 16]
-                                            [--size pythia-14m] [--vocab 50304] [--repeats 3]
+    python benchmarks/detect_vs_separate.py [--texts 24] [--tokens 96] [--threads 2] [--batch-size 16]
+                                            [--size pythia-14m] [--vocab 50304] [--repeats 1]
 """
 
 from __future__ import annotations
@@ -105,13 +105,13 @@ def separate_scripts(model, rows, texts, batch_size):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--texts", type=int, default=48)
-    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--texts", type=int, default=24)
+    parser.add_argument("--tokens", type=int, default=96)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--size", default="pythia-14m")
     parser.add_argument("--vocab", type=int, default=50304)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
 
     import numpy as np

@@ -264,6 +264,12 @@ def build_report(records: list[ScoredText], detectors: list[str], settings: Any,
                     row.update(_rate_fields(rate_metrics(cal, human_test, machine_test, rate, rounds,
                                                          _rng(seed, "transfer", source, target, d, rate), above)))
                 transfer_rows.append({**row, **hashes})
+    n = len(next(iter(calibration.values())))
+    for rate in RATES:
+        if any(RATE_KEYS[rate] in row["not_estimable"] for row in headline):
+            notes = [*notes, f"TPR at {rate:.1%} FPR is not estimable with {n} calibration humans: it needs "
+                             f"{math.ceil(above / rate - 1e-9)} (floor({rate} x n) >= {above} may lie above the "
+                             "threshold); give more human text"]
     if not domains:
         notes = [*notes, f"no human text has a {settings.domain_field!r} field, so there is no domain transfer table"]
     return DetectionReport(detectors, headline, decoding_rows, attack_rows, length_rows, transfer_rows, records,

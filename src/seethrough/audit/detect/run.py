@@ -10,9 +10,8 @@ written here: ``report.write_detection`` writes.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,15 +75,6 @@ class DetectSettings:
         return asdict(self)
 
 
-@dataclass
-class _Scoring:
-    """The scoring model, its tokenizer and weights hash."""
-    checkpoint: Any
-    model: Any
-    tokenizer: Any
-    notes: list[str] = field(default_factory=list)
-
-
 def model_tokenizer(target: Any) -> Any:
     """The tokenizer a resolved target reads text with: its run's corpus's, or the folder's own."""
     from ...corpus.tokenizer import load_tokenizer
@@ -127,6 +117,15 @@ def _human_texts(human: Any, corpus: Any, domain_field: str) -> list[Text]:
         return read_texts(human, HUMAN, "--human", domain_field)
     return [t if isinstance(t, Text) else Text(str(t.get("id", f"human-{i}")), HUMAN, t["text"],
                                                t.get(domain_field)) for i, t in enumerate(human)]
+
+
+def _unique(texts: list[Text], label: str) -> list[Text]:
+    seen: set[str] = set()
+    for t in texts:
+        if t.id in seen:
+            raise QueryError(f"{label} text id {t.id!r} is used twice; give every text its own id")
+        seen.add(t.id)
+    return texts
 
 
 def _machine_texts(machine: Any, domain_field: str) -> list[Text]:
@@ -215,13 +214,20 @@ def evaluate_detectors(target: Any, human: Any = None, corpus: Any = None, machi
         raise QueryError(f"--checkpoint {checkpoint!r} takes one step (or last)")
     resolved = target if isinstance(target, ModelTarget) else resolve_target(target, checkpoint)
     tokenizer = model_tokenizer(resolved)
+    reference_target = None
+    if reference is not None:  # refused before any work when its vocabulary is another
+        reference_target = reference if isinstance(reference, ModelTarget) else resolve_target(reference)
+        if not same_vocabulary(tokenizer, model_tokenizer(reference_target)):
+            raise ModelError(f"--reference {reference_target.path} reads text with another vocabulary than "
+                             f"{resolved.path}; the paired detectors ({', '.join(PAIRED)}) need two models on one "
+                             "tokenizer")
     notes: list[str] = []
 
     index = _training_index(resolved, training_corpus)
     if index is None and corpus is not None:
         raise QueryError("--corpus documents must be checked against the training data, and this model has no "
                          "index of it: give a run whose corpus is indexed, or --training-corpus C (indexed)")
-    humans = _human_texts(human, corpus, settings.domain_field)
+    humans = _unique(_human_texts(human, corpus, settings.domain_field), "human")
     held_out = None
     if index is not None:
         say(f"checking {len(humans)} human texts against the training data")
@@ -241,7 +247,7 @@ def evaluate_detectors(target: Any, human: Any = None, corpus: Any = None, machi
     model = load_model(resolved.last, device=device, threads=threads)
     too_short: list[str] = []
     if machine is not None:
-        machines = check_pairs(humans, _machine_texts(machine, settings.domain_field))
+        machines = check_pairs(humans, _unique(_machine_texts(machine, settings.domain_field), "machine"))
         generator_target = None
     else:
         generator_target = resolved if generator is None else (
@@ -265,13 +271,7 @@ def evaluate_detectors(target: Any, human: Any = None, corpus: Any = None, machi
     humans, machines = split_texts(humans, machines, settings.calibration_share, settings.seed)
 
     reference_model = None
-    reference_target = None
-    if reference is not None:
-        reference_target = reference if isinstance(reference, ModelTarget) else resolve_target(reference)
-        if not same_vocabulary(tokenizer, model_tokenizer(reference_target)):
-            raise ModelError(f"--reference {reference_target.path} reads text with another vocabulary than "
-                             f"{resolved.path}; the paired detectors ({', '.join(PAIRED)}) need two models on one "
-                             "tokenizer")
+    if reference_target is not None:
         reference_model = load_model(reference_target.last, device=device, threads=threads)
     max_tokens = getattr(model.config, "max_position_embeddings", None)
     detectors = DetectorSet(names, model, tokenizer, reference_model, settings.batch_size, max_tokens)
@@ -314,8 +314,3 @@ def evaluate_detectors(target: Any, human: Any = None, corpus: Any = None, machi
     return build_report(records, list(names), settings, hashes, models, config, texts_info, notes,
                         [d.name for d in decodings] or sorted({m.decoding for m in machines if m.decoding}),
                         list(attacks))
-
-
-def min_calibration_humans(rate: float, min_above: int = 1) -> int:
-    """The fewest calibration humans at which ``rate`` is estimable."""
-    return math.ceil(min_above / rate - 1e-9)
