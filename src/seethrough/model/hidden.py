@@ -72,6 +72,7 @@ def last_token_hidden_states(model: Any, rows: Sequence[Sequence[int]], layers: 
     import torch
 
     from .generation import batches_by_length, model_device
+    from .loading import forward_arguments
 
     n = len(transformer_layers(model))
     chosen = list(range(n + 1)) if layers is None else list(layers)
@@ -81,11 +82,12 @@ def last_token_hidden_states(model: Any, rows: Sequence[Sequence[int]], layers: 
     if any(len(r) == 0 for r in rows):
         raise ModelError("an empty row has no last token; every row needs at least one token")
     device = model_device(model)
+    _, last_logits_only = forward_arguments(model)  # no vocabulary projection of every position (11x measured)
     out: Any = None
     with torch.inference_mode():
         for group in batches_by_length(rows, batch_size):
             ids = torch.tensor([list(rows[i]) for i in group], dtype=torch.long, device=device)
-            states = model(input_ids=ids, output_hidden_states=True).hidden_states
+            states = model(input_ids=ids, output_hidden_states=True, **last_logits_only).hidden_states
             picked = torch.stack([states[x][:, -1, :] for x in chosen], dim=1).float().cpu()
             if out is None:
                 out = torch.empty((len(rows), len(chosen), picked.shape[-1]), dtype=torch.float32)
