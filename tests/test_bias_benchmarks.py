@@ -231,3 +231,25 @@ def test_no_bias_task_gives_an_empty_summary():
 
     assert summarize_bias_benchmarks({"other": [{"doc": {"prompt": "x"}, "acc": 1.0}]}) == {}
     assert summary_lines({}) == []
+
+
+def test_seethrough_eval_writes_the_bias_summary_beside_its_results(bias_tasks, evaluated, tmp_path):
+    """`seethrough eval` on CrowS-Pairs/BBQ-format tasks writes bias_summary.json: the summary of the
+    same results computed by the library."""
+    from typer.testing import CliRunner
+
+    from seethrough.audit.bias.benchmarks import SUMMARY_FILE, summarize_bias_benchmarks
+    from seethrough.cli.app import app
+
+    model, tasks = bias_tasks
+    out = tmp_path / "results"
+    done = CliRunner().invoke(app, ["eval", str(model), "--tasks", "local_crows,local_bbq", "--include-path",
+                                    str(tasks), "--out", str(out), "--threads", "1"])
+    assert done.exit_code == 0, done.output
+    written = json.loads((out / SUMMARY_FILE).read_text())
+    ours, _ = evaluated
+    expected = json.loads(json.dumps(summarize_bias_benchmarks(ours)))
+    assert set(written["crows_pairs"]) == {"local_crows"} and set(written["bbq"]) == {"local_bbq"}
+    assert written["crows_pairs"]["local_crows"] == expected["crows_pairs"]["local_crows"]
+    assert written["bbq"]["local_bbq"] == expected["bbq"]["local_bbq"]
+    assert written["caveats"] == expected["caveats"]

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import QueryError
-from .shared import EVALUATION, DeviceOpt, JsonOpt, ThreadsOpt, app, console, emit, open_index, refuse_together
+from .shared import (EVALUATION, DeviceOpt, JsonOpt, ThreadsOpt, app, console, emit, escape, open_index,
+                     refuse_together)
 
 
 @app.command("eval", rich_help_panel=EVALUATION)
@@ -33,6 +34,8 @@ def eval_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate with lm-evaluation-harness tasks through seethrough's batch-invariant backend."""
+    from .._files import atomic_write_json
+    from ..audit.bias.benchmarks import SUMMARY_FILE, summarize_bias_benchmarks, summary_lines
     from ..evaluate.run import (evaluate_model, run_provenance, verify_results, write_checkpoint_table,
                                 write_results)
     from ..model import resolve_target
@@ -63,20 +66,26 @@ def eval_command(
     index = open_index(corpus) if corpus is not None else None
     if index is not None:
         resolved.check_corpus(index)
-    per_step = {}
+    per_step, bias_by_step = {}, {}
     for checkpoint in resolved.checkpoints:
         extra = run_provenance(resolved.run, checkpoint) if resolved.run is not None else {}
         result = evaluate_model(checkpoint, names, include_path=include_path, num_fewshot=num_fewshot, limit=limit,
                                 corpus=index, ngram=13 if ngram is None else ngram, threads=threads,
                                 extra_provenance=extra, seed=seed, batch_size=batch_size or "auto", cache_dir=cache,
                                 device=device or "cpu", dtype=dtype or "float32")
-        write_results(result, out / checkpoint.label if len(resolved.checkpoints) > 1 else out)
-        per_step[checkpoint.step] = result
+        folder = out / checkpoint.label if len(resolved.checkpoints) > 1 else out
+        write_results(result, folder)
+        bias = summarize_bias_benchmarks(result)  # {} unless a CrowS-Pairs or BBQ task ran
+        (folder / SUMMARY_FILE).unlink(missing_ok=True)  # never an old summary beside new results
+        if bias:
+            atomic_write_json(folder / SUMMARY_FILE, bias)
+        per_step[checkpoint.step], bias_by_step[checkpoint.step] = result, bias
     if len(resolved.checkpoints) > 1:
         write_checkpoint_table(per_step, out)
     for step, result in per_step.items():
         if as_json:
-            emit({"step": step, "results": result.results, "contamination": result.contamination})
+            emit({"step": step, "results": result.results, "contamination": result.contamination,
+                  **({"bias": bias_by_step[step]} if bias_by_step[step] else {})})
             continue
         console.print(f"[bold]{'step ' + str(step) if step is not None else target}[/]")
         for task in result.results:
@@ -86,5 +95,7 @@ def eval_command(
             if report:
                 console.print(f"    contaminated {report['flagged']}/{report['items']} ({report['ngram']}-gram); clean: "
                               + ", ".join(f"{k} {v:.4f}" for k, v in report["clean"].items()))
+        for line in summary_lines(bias_by_step[step]):
+            console.print(f"  {escape(line)}")
     if not as_json:
         console.print(f"results in {out}")
