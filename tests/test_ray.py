@@ -151,7 +151,7 @@ def _sample(token_docs: list[list[int]], rng: random.Random, n: int) -> list[lis
     return queries + [[3, 3, 3, 3, 3, 3, 3]]  # one that occurs nowhere
 
 
-def test_queries_through_the_servers_equal_the_local_engine(ray_built, corpora):
+def test_queries_through_the_servers_equal_the_local_engine(ray_built, corpora, monkeypatch):
     remote, _, address = ray_built
     local = open_corpus(remote)
     docs = corpora[2]
@@ -164,6 +164,11 @@ def test_queries_through_the_servers_equal_the_local_engine(ray_built, corpora):
         counts = spread.count_many(queries)
         assert counts == local.count_many(queries) == [brute_count(token_docs, q) for q in queries]
         assert spread.count(queries[0]) == counts[0] and spread.count("the cat") == local.count("the cat")
+        from seethrough.distributed import queries as server_calls
+
+        monkeypatch.setattr(server_calls, "INLINE_BYTES", 0)  # the batch through the object store, as a large one goes
+        assert spread.count_many(queries) == counts and spread.ntd("the").to_dict() == local.ntd("the").to_dict()
+        monkeypatch.undo()
         assert spread.doc_freq_many(queries[:50]) == local.doc_freq_many(queries[:50])
         for limit in (0, 3, 1000):
             assert ([r.to_dict() for r in spread.find_many(queries[:40], limit=limit, context=2)]
@@ -188,7 +193,7 @@ def test_queries_through_the_servers_equal_the_local_engine(ray_built, corpora):
 
 def test_a_dead_query_server_fails_the_query_naming_its_shards(ray_built):
     remote, _, address = ray_built
-    spread = open_corpus(remote, ray=address)
+    spread = open_corpus(remote, ray=address, verify=True)  # re-hashed on the cluster first
     try:
         assert spread.count("the") == open_corpus(remote).count("the")
         place = spread.servers.places[1]
@@ -221,6 +226,8 @@ def test_verify_on_the_cluster(ray_built, corpora, tmp_path):
     with pytest.raises(CorpusError) as ray_error:
         verify_on_ray(copy, address)
     assert str(ray_error.value) == str(local_error.value)
+    with pytest.raises(CorpusError, match="metadata.2 does not match its sha256"):
+        open_corpus(copy, ray=address, verify=True)  # refused before any query server starts
 
 
 def test_index_build_resumes_and_rebuilds_a_half_written_table(ray_built, corpora, tmp_path):
