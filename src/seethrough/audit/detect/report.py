@@ -303,9 +303,10 @@ def grid_lines(rows: list[dict[str, Any]], key: str, value: str, detectors: list
     keys = list(dict.fromkeys(r[key] for r in rows))
     cell = {(r[key], r["detector"]): r[value] for r in rows}
     width = max(8, *(len(d) for d in detectors)) if detectors else 8
-    lines = [f"{label:<22}" + "".join(f"{d[:width]:>{width + 1}}" for d in detectors)]
+    first = max(22, len(label), *(len(str(k)) + 1 for k in keys)) if keys else 22
+    lines = [f"{label:<{first}}" + "".join(f"{d[:width]:>{width + 1}}" for d in detectors)]
     for k in keys:
-        lines.append(f"{str(k):<22}" + "".join(
+        lines.append(f"{str(k):<{first}}" + "".join(
             f"{('n/e' if cell.get((k, d)) is None else format(cell[(k, d)], '.3f')):>{width + 1}}" for d in detectors))
     return lines
 
