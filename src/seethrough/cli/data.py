@@ -18,7 +18,7 @@ from .shared import (DATA, CorpusArg, VerifyOpt, DtypeOpt, IdsOpt, JsonOpt, Text
 SCALE = "Scale"
 RayOpt = Annotated[Optional[str], typer.Option(
     "--ray", metavar="ADDRESS", help="Run on the Ray cluster at ADDRESS (host:port of its head, or auto; "
-                                     "docs/scale.md); same output. Needs seethrough[ray].")]
+                                     "docs/scale.md); same output. Needs Ray: pip install 'seethrough\\[ray]'.")]
 
 
 def _open(corpus: Path, tokenizer: Optional[Path], token_dtype: Optional[str], verify: bool, ray: Optional[str],
@@ -348,8 +348,7 @@ def doctor(
                                                                      "--threads.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """What the cluster has (nodes, CPUs, GPUs, memory, object store, versions), where a corpus's shards
-    are, and what its index build would need per node; without --ray, this machine."""
+    """The cluster's nodes (or this machine), where a corpus's shards are, and what its index build needs."""
     from ..distributed.doctor import describe_cluster
 
     report = describe_cluster(ray, corpus, memory=memory, threads=threads)
