@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may reach a hub
+# lm-eval's task index cache (evaluate/tasks.py) in a folder of this run, not the user's ~/.cache
+os.environ.setdefault("SEETHROUGH_CACHE", __import__("tempfile").mkdtemp(prefix="seethrough-cache-"))
 
 import json
 import random
