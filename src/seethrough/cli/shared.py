@@ -5,7 +5,6 @@ the readers of query files, and ``emit`` for ``--json`` lines. Command modules i
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -13,6 +12,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
+from .._files import finite_json
 from ..errors import QueryError
 
 DATA, TRAINING, AUDITS, EVALUATION, SHOWING = "Data", "Training", "Audits", "Evaluation", "Showing"
@@ -56,15 +56,7 @@ def config_option(cls: type, name: str, *flags: str) -> Any:
     return typer.Option(*(flags or (f"--{name.replace('_', '-')}",)), help=field_help(cls, name))
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: they are written as null, so every line stays valid JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
+_finite = finite_json  # NaN and infinity written as null
 
 
 def emit(value: dict[str, Any]) -> None:

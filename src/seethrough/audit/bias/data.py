@@ -44,6 +44,7 @@ from ...errors import ConfigError
 from .counting import count_by_owner, document_bounds, occurrence_spans, cooccurrence_counts
 from .stats import mean_interval
 from .terms import Groups, Term, Variant, resolve_groups, resolve_targets
+from ..._files import finite_json as _finite  # NaN and infinity written as null
 
 DATA_FILE = "bias_data.json"
 
@@ -379,12 +380,3 @@ def write_bias_data(report: BiasDataReport, out: str | Path) -> dict[str, str]:
     return {name: str(out / name) for name in names}
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: written as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
