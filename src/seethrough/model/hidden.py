@@ -20,18 +20,27 @@ from ..errors import ModelError
 _BLOCK_PATHS = ("gpt_neox.layers", "model.layers", "transformer.h", "model.decoder.layers", "transformer.blocks")
 
 
-def transformer_layers(model: Any) -> Any:
-    """The model's ``ModuleList`` of transformer blocks (GPT-NeoX, Llama/OLMo, GPT-2, OPT, MPT layouts)."""
-    import torch
-
-    for path in _BLOCK_PATHS:
+def submodule_at(model: Any, paths: tuple[str, ...], accept: Callable[[Any], bool] = lambda node: True) -> Any:
+    """The first of the dotted attribute ``paths`` that exists on ``model`` and passes ``accept``, else None:
+    the same part sits at different paths in different HF layouts."""
+    for path in paths:
         node = model
         for name in path.split("."):
             node = getattr(node, name, None)
             if node is None:
                 break
-        if isinstance(node, torch.nn.ModuleList):
+        if node is not None and accept(node):
             return node
+    return None
+
+
+def transformer_layers(model: Any) -> Any:
+    """The model's ``ModuleList`` of transformer blocks (GPT-NeoX, Llama/OLMo, GPT-2, OPT, MPT layouts)."""
+    import torch
+
+    blocks = submodule_at(model, _BLOCK_PATHS, lambda node: isinstance(node, torch.nn.ModuleList))
+    if blocks is not None:
+        return blocks
     raise ModelError(f"cannot find the transformer blocks of a {type(model).__name__} (looked for "
                      f"{', '.join(_BLOCK_PATHS)}); this model layout is not supported yet")
 

@@ -33,14 +33,11 @@ LENS_FORMAT = "seethrough-tuned-lens"
 
 def final_norm(model: Any) -> Any:
     """The model's final norm (GPT-NeoX, Llama/OLMo, GPT-2, OPT, MPT layouts)."""
-    for path in _NORM_PATHS:
-        node = model
-        for name in path.split("."):
-            node = getattr(node, name, None)
-            if node is None:
-                break
-        if node is not None:
-            return node
+    from ...model.hidden import submodule_at
+
+    norm = submodule_at(model, _NORM_PATHS)
+    if norm is not None:
+        return norm
     raise ModelError(f"cannot find the final norm of a {type(model).__name__} (looked for {', '.join(_NORM_PATHS)}); "
                      "the lenses do not support this model layout yet")
 
