@@ -56,3 +56,17 @@ def finite_json(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [finite_json(v) for v in value]
     return value
+
+
+def atomic_write_table(rows: list[dict[str, Any]], out: Path, stem: str) -> None:
+    """``out/STEM.parquet`` and ``out/STEM.csv`` of ``rows`` (one table), each written under a temporary
+    name, then renamed."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(rows)
+    for name, write in ((f"{stem}.parquet", pq.write_table), (f"{stem}.csv", pacsv.write_csv)):
+        tmp = out / f".{name}.tmp"
+        write(table, tmp)
+        tmp.replace(out / name)

@@ -550,11 +550,7 @@ def write_facts(report: FactsReport, out: Any) -> dict[str, Any]:
     summary."""
     from pathlib import Path
 
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    from .._files import atomic_write_json
+    from .._files import atomic_write_json, atomic_write_table
     from .fact_plots import plot_by_category, plot_by_exposures, plot_by_step
 
     out = Path(out)
@@ -562,11 +558,7 @@ def write_facts(report: FactsReport, out: Any) -> dict[str, Any]:
         raise QueryError(f"--out {out} is a file; give a folder for the facts table, summary and plots")
     out.mkdir(parents=True, exist_ok=True)
     rows = [_table_row(r, report.settings.max_documents) for items in report.results.values() for r in items]
-    table = pa.Table.from_pylist(rows)
-    for name, write in (("facts.parquet", pq.write_table), ("facts.csv", pacsv.write_csv)):
-        tmp = out / f".{name}.tmp"
-        write(table, tmp)
-        tmp.replace(out / name)
+    atomic_write_table(rows, out, "facts")
     summary = report.summary()
     atomic_write_json(out / "summary.json", summary)
     plots = [("accuracy_by_step.png", plot_by_step), ("accuracy_by_category.png", plot_by_category)]

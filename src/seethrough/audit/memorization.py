@@ -266,11 +266,7 @@ def write_report(report: MemorizationReport, out: Any) -> dict[str, Any]:
     ``extraction_by_duplication.png``; returns the summary."""
     from pathlib import Path
 
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    from .._files import atomic_write_json
+    from .._files import atomic_write_json, atomic_write_table
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -281,11 +277,7 @@ def write_report(report: MemorizationReport, out: Any) -> dict[str, Any]:
             for key in ("generated_ids", "true_ids", "prompt_ids"):
                 record[key] = " ".join(map(str, record[key]))
             rows.append({"model": label, **record})
-    table = pa.Table.from_pylist(rows)
-    for name, write in (("memorization.parquet", pq.write_table), ("memorization.csv", pacsv.write_csv)):
-        tmp = out / f".{name}.tmp"
-        write(table, tmp)
-        tmp.replace(out / name)
+    atomic_write_table(rows, out, "memorization")
     summary = report.summary()
     atomic_write_json(out / "summary.json", summary)
     tmp = out / ".extraction_by_duplication.png.tmp.png"
