@@ -26,7 +26,18 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     exit 1
   fi
 fi
-extras="[train,eval]"
-[ "${1:-}" = "--test" ] && extras="[train,eval,test]"
+extras="[train,eval,serve]"
+[ "${1:-}" = "--test" ] && extras="[train,eval,serve,test]"
 "${pip[@]}" -e ".${extras}"
 .venv/bin/python -c "import seethrough, torch" # fail here, not later, if the install did not take
+# The browser tests (the report and the explorer) drive Debian's chromium through Playwright, which cannot
+# download its own browser here. Installed with apt when missing and this user may; otherwise those tests
+# say why they skip.
+if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+      || echo "warning: apt-get install chromium failed; the browser tests will skip" >&2
+  else
+    echo "warning: no chromium (install it: apt-get install chromium); the browser tests will skip" >&2
+  fi
+fi

@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "seethrough"
 
 # the pipeline's layers, bottom to top (docs/architecture.md); a module may import its own layer or below
 LAYERS = {"errors": 0, "_files": 0, "_version": 0, "_threads": 0, "_config": 0,
-          "corpus": 1, "index": 2, "train": 2, "distributed": 2, "model": 3, "audit": 4, "evaluate": 4, "demo": 5, "cli": 6,
+          "corpus": 1, "index": 2, "train": 2, "distributed": 2, "model": 3, "audit": 4, "evaluate": 4, "show": 5, "serve": 5, "demo": 5, "cli": 6,
           "__init__": 6, "__main__": 7}
 
 
