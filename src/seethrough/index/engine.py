@@ -14,6 +14,10 @@ Where a query's suffixes lie in a shard's table (its rank range), and so its cou
 the compiled kernels' one binary search (``kernels._range``), or with ``compiled=False`` by the
 plain-Python byte search, which skips numba's start-up: for one-off commands such as one
 ``seethrough count`` (the other queries load the kernels either way).
+
+A query may run under a deadline (:func:`query_deadline`, for a server): it is checked between shards
+and between chunks of the long loops (listing occurrences, next-token runs, longest matches, boolean
+clauses), and a query past it stops there with :class:`QueryTimeout`, so the work really ends.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ import array
 import json
 import re
 import reprlib
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from functools import cache, cached_property
 from itertools import accumulate, chain
@@ -41,6 +48,54 @@ Query = Union[str, Sequence[int], np.ndarray]
 PARALLEL_BATCH = 256
 """Batches at least this large are spread over all cores."""
 LISTING_CHUNK = 1 << 20
+DEADLINE_CHUNK = 1 << 18
+"""Under a deadline, ranks (next-token runs, boolean clauses' positions) and query starts / 64 (longest
+matches) handled between two looks at the clock: a few milliseconds of work on a large shard."""
+
+
+class QueryTimeout(QueryError):
+    """A query that ran past its deadline (:func:`query_deadline`) and was stopped."""
+
+
+@dataclass
+class Deadline:
+    """The ``clock`` reading past which the running query stops; ``checks``: how often it was looked at."""
+
+    at: float
+    seconds: float
+    clock: Callable[[], float] = time.monotonic
+    checks: int = 0
+
+    def check(self) -> None:
+        self.checks += 1
+        if self.clock() >= self.at:
+            raise QueryTimeout(f"the query ran past its deadline of {self.seconds:g} s and was stopped; narrow it "
+                               "(a longer or rarer n-gram, a smaller limit, a shorter text) or raise the deadline")
+
+
+_DEADLINE: ContextVar[Deadline | None] = ContextVar("seethrough_query_deadline", default=None)
+
+
+@contextmanager
+def query_deadline(seconds: float, clock: Callable[[], float] = time.monotonic) -> Iterator[Deadline]:
+    """Queries run inside the block (in this thread: the deadline is a context variable) stop with
+    :class:`QueryTimeout` once ``seconds`` have passed on ``clock``, at the next check between shards or
+    chunks of work. Yields the :class:`Deadline` (its ``checks`` count the looks at the clock)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise QueryError(f"deadline {seconds!r}: give a positive number of seconds")
+    deadline = Deadline(clock() + seconds, float(seconds), clock)
+    token = _DEADLINE.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _DEADLINE.reset(token)
+
+
+def check_deadline() -> None:
+    """Raise :class:`QueryTimeout` if the query running here is past its deadline (none set: nothing)."""
+    deadline = _DEADLINE.get()
+    if deadline is not None:
+        deadline.check()
 
 
 @cache
@@ -262,6 +317,7 @@ class _ShardIndex:
         if k <= 0:
             return best
         for start in range(lo, hi, LISTING_CHUNK):
+            check_deadline()
             chunk = _kernels().positions(self.table, self.pointer_bytes, self.width, start, min(hi, start + LISTING_CHUNK))
             merged = np.concatenate((best, chunk))
             best = np.partition(merged, k - 1)[:k] if len(merged) > k else merged
@@ -277,9 +333,22 @@ class _ShardIndex:
     def next_tokens(self, lo: int, hi: int, depth: int) -> tuple[list[int], list[int], int]:
         """Every distinct token after the ``depth``-token prefix of ranks [lo, hi), its count, and how many
         of those occurrences end a document."""
-        tokens, runs, ends = _kernels().next_token_counts(self.shard.tokens, self.table, self.pointer_bytes, self.width,
-                                                          lo, hi, depth, self.corpus.separator)
-        return tokens.tolist(), runs.tolist(), int(ends)
+        if _DEADLINE.get() is None:
+            tokens, runs, ends = _kernels().next_token_counts(self.shard.tokens, self.table, self.pointer_bytes,
+                                                              self.width, lo, hi, depth, self.corpus.separator)
+            return tokens.tolist(), runs.tolist(), int(ends)
+        # under a deadline, in pieces of ranks: a run cut at a piece's edge is counted in both, and summed
+        counts: dict[int, int] = {}
+        ends = 0
+        for start in range(lo, hi, DEADLINE_CHUNK):
+            check_deadline()
+            tokens, runs, piece_ends = _kernels().next_token_counts(
+                self.shard.tokens, self.table, self.pointer_bytes, self.width, start, min(hi, start + DEADLINE_CHUNK),
+                depth, self.corpus.separator)
+            ends += int(piece_ends)
+            for t, c in zip(tokens.tolist(), runs.tolist()):
+                counts[t] = counts.get(t, 0) + c
+        return list(counts), list(counts.values()), ends
 
     def ngram_counts(self, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
                      next_ids: np.ndarray) -> np.ndarray:
@@ -300,8 +369,19 @@ class _ShardIndex:
     def longest_matches(self, ids: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per query token: the longest match in this shard starting there, and its count."""
         lengths, counts = np.empty(len(ids), dtype=np.int64), np.empty(len(ids), dtype=np.int64)
-        _kernels().longest_matches(self.shard.tokens, self.table, self.pointer_bytes, self.width, ids, bounds,
-                                   lengths, counts)
+        kernels = _kernels()
+        if _DEADLINE.get() is None:
+            kernels.longest_matches(self.shard.tokens, self.table, self.pointer_bytes, self.width, ids, bounds,
+                                    lengths, counts)
+            return lengths, counts
+        keys = kernels.token_keys(ids, self.width)  # under a deadline, a few starts at a time
+        step = max(1, DEADLINE_CHUNK >> 6)
+        for begin, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            known = 0
+            for start in range(begin, end, step):
+                check_deadline()
+                known = kernels.longest_matches_from(self.shard.tokens, self.table, self.pointer_bytes, self.width,
+                                                     keys, start, min(end, start + step), end, known, lengths, counts)
         return lengths, counts
 
     def boolean_hits(self, ranges: np.ndarray, clause_sizes: list[int], window: int,
@@ -311,8 +391,7 @@ class _ShardIndex:
         the rank range of the clauses' ``t``-th n-gram, clause after clause."""
         starts_by_clause, t = [], 0
         for size in clause_sizes:
-            found = [_kernels().positions(self.table, self.pointer_bytes, self.width, int(ranges[0, t + i]),
-                                          int(ranges[1, t + i])) for i in range(size)]
+            found = [self._positions(int(ranges[0, t + i]), int(ranges[1, t + i])) for i in range(size)]
             t += size
             starts_by_clause.append(np.unique(np.concatenate(found)))
         anchors = starts_by_clause[0]
@@ -324,6 +403,17 @@ class _ShardIndex:
             keep &= np.searchsorted(other, lo_pos, side="left") < np.searchsorted(other, hi_pos, side="right")
         hits = anchors[keep]
         return len(hits), len(np.unique(doc[keep])), hits[:limit]
+
+    def _positions(self, lo: int, hi: int) -> np.ndarray:
+        """Token positions of ranks [lo, hi) in table order; under a deadline, a chunk at a time."""
+        if _DEADLINE.get() is None:
+            return _kernels().positions(self.table, self.pointer_bytes, self.width, lo, hi)
+        parts = []
+        for start in range(lo, hi, DEADLINE_CHUNK):
+            check_deadline()
+            parts.append(_kernels().positions(self.table, self.pointer_bytes, self.width, start,
+                                              min(hi, start + DEADLINE_CHUNK)))
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     def anchored_matches(self, positions: np.ndarray, anchor: list[np.ndarray], context: int) -> list[Match]:
         """The matches at ``positions``, each as long as the longest n-gram of ``anchor`` that starts there."""
@@ -449,9 +539,12 @@ class IndexedCorpus:
         ``common``. Here one call per shard; with shard servers one call per server for all its shards."""
         if self.servers is not None:
             return self.servers.answer(op, common, each)
-        if each is None:
-            return [getattr(ix, op)(*common) for ix in self.shard_indexes]
-        return [None if own is None else getattr(ix, op)(*own, *common) for ix, own in zip(self.shard_indexes, each)]
+        answers = []
+        for s, ix in enumerate(self.shard_indexes):
+            check_deadline()  # a query past its deadline stops between shards too
+            own = () if each is None else each[s]
+            answers.append(None if own is None else getattr(ix, op)(*own, *common))
+        return answers
 
     # ---- query encoding -------------------------------------------------------------------------
     def encode(self, query: Query) -> np.ndarray:

@@ -266,26 +266,34 @@ def longest_matches(tokens, table, pointer_bytes, width, ids, bounds, out_length
     re-finds the known part in one search, then extends one token at a time inside the current range.
     Total work O(query length x log n) plus the extensions.
     """
-    n = tokens.shape[0]
     keys = token_keys(ids, width)
     for q in range(bounds.shape[0] - 1):
-        end = bounds[q + 1]
-        known = 0
-        for i in range(bounds[q], end):
-            if known > 0:
-                lo, hi = _range(tokens, table, pointer_bytes, width, keys, i, known, 0, n)
-            else:
-                lo, hi = 0, n
-            length = known
-            while i + length < end:
-                nlo, nhi = _range_one(tokens, table, pointer_bytes, width, keys[i + length], length, lo, hi)
-                if nlo >= nhi:
-                    break
-                lo, hi = nlo, nhi
-                length += 1
-            out_lengths[i] = length
-            out_counts[i] = hi - lo if length > 0 else 0
-            known = length - 1 if length > 0 else 0
+        longest_matches_from(tokens, table, pointer_bytes, width, keys, bounds[q], bounds[q + 1], bounds[q + 1], 0,
+                             out_lengths, out_counts)
+
+
+@njit(cache=True)
+def longest_matches_from(tokens, table, pointer_bytes, width, keys, begin, stop, end, known, out_lengths, out_counts):
+    """:func:`longest_matches` for the starts [begin, stop) of the query ``keys[..:end]`` (search keys, see
+    :func:`token_keys`), ``known`` tokens from ``begin`` known to occur (0 at the query's start); returns
+    that for ``stop``, so a query can be answered a few starts at a time (the engine's deadline checks)."""
+    n = tokens.shape[0]
+    for i in range(begin, stop):
+        if known > 0:
+            lo, hi = _range(tokens, table, pointer_bytes, width, keys, i, known, 0, n)
+        else:
+            lo, hi = 0, n
+        length = known
+        while i + length < end:
+            nlo, nhi = _range_one(tokens, table, pointer_bytes, width, keys[i + length], length, lo, hi)
+            if nlo >= nhi:
+                break
+            lo, hi = nlo, nhi
+            length += 1
+        out_lengths[i] = length
+        out_counts[i] = hi - lo if length > 0 else 0
+        known = length - 1 if length > 0 else 0
+    return known
 
 
 @njit(cache=True)
