@@ -31,6 +31,12 @@ def test_flags_without_effect_are_refused(tmp_path):
         "membership", "run", "--corpus", "c", "--evaluate", m, m, "--reference-set", m)
     assert "--out has no effect with TEXT or --file" in refused("membership", "run", "--corpus", "c", "a text",
                                                                "--out", str(tmp_path / "o"))
+    for flag, value in (("--checkpoints", "all"), ("--ray", "auto")):
+        assert f"{flag} has no effect with TEXT or --file" in refused("membership", "run", "--corpus", "c", "a text",
+                                                                     flag, value)
+    assert "not both" in refused("membership", "run", "--corpus", "c", "--evaluate", m, m, "--checkpoint", "1",
+                                 "--checkpoints", "all")
+    assert "--ray has no effect with --verify" in refused("eval", "--verify", str(tmp_path), "--ray", "auto")
     assert "--sample, --seed have no effect with --sequences" in refused(
         "memorization", "run", "--corpus", "c", "--sequences", m, "--sample", "5", "--seed", "3")
     assert "--max-new-tokens has no effect with --text" in refused("trace", "run", "--corpus", "c", "--text", "x",

@@ -457,3 +457,69 @@ def test_map_checkpoints_equals_the_sequential_run(cluster, tiny_run):
     with pytest.raises(ModelError) as remote:
         map_checkpoints(work, [checkpoints[0], missing], cluster[0].address, gpus=0)
     assert str(remote.value) == str(local.value)
+
+
+def test_memorization_membership_and_eval_over_checkpoints_equal_the_local_run(cluster, tiny_run, world_corpus,
+                                                                                tmp_path):
+    """``--ray`` on the three audits over checkpoints: one task per checkpoint, each reopening the corpus
+    and run by path on its node, gives what the loop on this machine gives (CPU, 1 thread: bit for bit)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("lm_eval")
+    from seethrough.audit.membership import evaluate_checkpoints as membership_over_checkpoints
+    from seethrough.audit.memorization import evaluate_memorization
+    from seethrough.evaluate.checkpoints import evaluate_checkpoints
+    from seethrough.index import open_corpus
+    from seethrough.model import resolve_target
+
+    root, _, world, docs = world_corpus
+    index = open_corpus(root / "corpus")
+    address = cluster[0].address
+
+    def memorized(ray):
+        return evaluate_memorization(tiny_run, index, sample=12, prompt_len=[4, 8], cont_len=4, checkpoints="0,2,last",
+                                     threads=1, ray=ray).to_dict()
+
+    local = memorized(None)
+    assert memorized(address) == local
+    assert list(local["summary"]) == [f"step-{s} prompt-{k}" for s in (0, 2, 4) for k in (4, 8)]
+
+    members = [d["text"] for d in docs[:6]]
+    nonmembers = [c["text"] for c in world.truth["heldout_canaries"][:6]]
+    here = membership_over_checkpoints(tiny_run, index, members, nonmembers, checkpoints="all", threads=1)
+    there = membership_over_checkpoints(tiny_run, index, members, nonmembers, checkpoints="all", threads=1, ray=address)
+    assert list(there) == list(here) == [f"step-{s}" for s in (0, 1, 2, 4)]
+    for label in here:
+        assert there[label].to_dict() == here[label].to_dict()
+        assert [r.to_dict() for r in there[label].members] == [r.to_dict() for r in here[label].members]
+
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    items = [i for i in world.eval_items if i["task"] == "birth_city"][:6]
+    (tasks / "rq_mc.jsonl").write_text("".join(json.dumps({k: i[k] for k in ("prompt", "choices", "answer")}) + "\n"
+                                               for i in items))
+    (tasks / "rq_mc.yaml").write_text(
+        f"task: rq_mc\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {tasks / 'rq_mc.jsonl'}\n"
+        "test_split: test\noutput_type: multiple_choice\ndoc_to_text: \"{{prompt}}\"\n"
+        "doc_to_choice: \"{{choices}}\"\ndoc_to_target: \"{{choices.index(answer)}}\"\nmetric_list:\n  - metric: acc\n")
+    target = resolve_target(tiny_run, "1,last")
+    evaluated = {}
+    for name, ray in (("local", None), ("ray", address)):
+        per_step = evaluate_checkpoints(target, ["rq_mc"], tmp_path / name, corpus=index, ray=ray,
+                                        include_path=tasks, ngram=4, threads=1)
+        evaluated[name] = json.loads(json.dumps(
+            {step: [result.results, [r["resps"] for r in result.samples["rq_mc"]], bias]
+             for step, (result, bias) in per_step.items()}, default=str))
+        assert sorted(p.name for p in (tmp_path / name).iterdir() if p.is_dir()) == ["step-1", "step-4"]
+    assert evaluated["ray"] == evaluated["local"]
+    assert list(evaluated["local"]) == ["1", "4"]
+    tables = [json.loads((tmp_path / name / "by_checkpoint.json").read_text()) for name in ("local", "ray")]
+    assert tables[0] == tables[1] and tables[0]
+    from typer.testing import CliRunner
+
+    from seethrough.cli.app import app
+
+    command = ["memorization", str(tiny_run), "--corpus", str(root / "corpus"), "--sample", "8", "--prompt-len", "4",
+               "--cont-len", "4", "--checkpoints", "0,last", "--threads", "1", "--json"]
+    printed = [CliRunner().invoke(app, command + extra) for extra in ([], ["--ray", address])]
+    assert all(p.exit_code == 0 for p in printed), [p.output for p in printed]
+    assert printed[0].stdout == printed[1].stdout and printed[0].stdout.count("\n") == 16

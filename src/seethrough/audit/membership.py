@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -157,8 +158,6 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Any)
 
 def write_roc(members: list[TextMembership], nonmembers: list[TextMembership], names: list[str], path: Any) -> None:
     """One plot of every signal's ROC curve, members' records against non-members', written atomically."""
-    from pathlib import Path
-
     curves = {}
     for name in names:
         a, b = np.array([r.signals[name] for r in members]), np.array([r.signals[name] for r in nonmembers])
@@ -202,7 +201,6 @@ class MembershipEvaluation:
 def write_evaluation(evaluation: MembershipEvaluation, out: Any) -> None:
     """``out/scores.jsonl`` (every text's scores, spans left out), ``evaluation.json`` and ``roc.png``."""
     import json
-    from pathlib import Path
 
     from .._files import atomic_write_bytes, atomic_write_json
 
@@ -256,6 +254,13 @@ def evaluate(members: list[TextMembership], nonmembers: list[TextMembership], na
                                  for name in names}, members, nonmembers)
 
 
+def check_one_checkpoint(checkpoint: str | None) -> None:
+    """``--checkpoint`` names one step (or ``last``); several are ``--checkpoints``."""
+    if checkpoint is not None and not (checkpoint == "last" or (checkpoint.isascii() and checkpoint.isdigit())):
+        raise QueryError(f"--checkpoint {checkpoint!r} takes one step (or last); give several with --checkpoints "
+                         "(membership --evaluate, memorization and eval take them)")
+
+
 class MembershipAuditor:
     """Membership of texts in the training data of ``target`` (a run, one of its checkpoints or a model
     folder, resolved through the model layer), with ``index`` the indexed corpus it was trained on (checked).
@@ -272,9 +277,7 @@ class MembershipAuditor:
 
         if index.tokenizer is None:
             raise QueryError(f"{index.path} has no tokenizer; membership needs text")
-        if checkpoint is not None and not (checkpoint == "last" or (checkpoint.isascii() and checkpoint.isdigit())):
-            raise QueryError(f"--checkpoint {checkpoint!r} takes one step (or last); memorization and eval take "
-                             "several with --checkpoints")
+        check_one_checkpoint(checkpoint)
         resolved = target if isinstance(target, ModelTarget) else resolve_target(target, checkpoint)
         resolved.check_corpus(index)
         self.index, self.k, self.checkpoint = index, k, resolved.last
@@ -304,3 +307,57 @@ class MembershipAuditor:
         if not members or not nonmembers:
             raise QueryError("--evaluate needs at least one member and one non-member text")
         return evaluate(self.score(members), self.score(nonmembers), self.signal_names, seed)
+
+
+def evaluate_checkpoints(target: Any, index: Any, members: list[str], nonmembers: list[str], reference: Any = None,
+                         k: float = 0.2, checkpoints: str | None = None, threads: int | None = None,
+                         device: str = "cpu", seed: int = 0, ray: str | None = None) -> dict[str, MembershipEvaluation]:
+    """``MembershipAuditor(...).evaluate(members, nonmembers)`` for each chosen checkpoint of ``target``
+    (``checkpoints``: ``last``, ``all`` or steps, as ``resolve_target``), keyed by checkpoint label, in order.
+
+    ``ray``: a Ray cluster's address: each checkpoint is one task there (one GPU each unless ``device``
+    is cpu) that reopens the corpus at the same path; the evaluations are the ones this machine gives.
+    ``threads`` then defaults to 1 per task."""
+    from ..model import ModelTarget, resolve_target
+
+    resolved = target if isinstance(target, ModelTarget) else resolve_target(target, checkpoints)
+    resolved.check_corpus(index)
+    task = _CheckpointMembership(members, nonmembers, None if reference is None else Path(reference).resolve(), k,
+                                 threads, device, seed)
+    if ray is None:
+        found = [task.evaluate(c, index, resolved.run) for c in resolved.checkpoints]
+    else:
+        from ..distributed import CorpusAt, map_checkpoints
+
+        task = replace(task, threads=threads or 1, corpus=CorpusAt.of(index),
+                       run_path=None if resolved.run is None else resolved.run.path.resolve())
+        found = map_checkpoints(task, resolved.checkpoints, ray, gpus=0 if device == "cpu" else None)
+    return {c.label: evaluation for c, evaluation in zip(resolved.checkpoints, found)}
+
+
+@dataclass(frozen=True)
+class _CheckpointMembership:
+    """One checkpoint's membership evaluation, the same code on this machine and as a cluster task; called
+    as a task, it reopens the corpus (and the run, for its corpus check) by path on its node."""
+    members: list[str]
+    nonmembers: list[str]
+    reference: Path | None
+    k: float
+    threads: int | None
+    device: str
+    seed: int
+    corpus: Any = None
+    """A ``distributed.CorpusAt`` when the task runs on a cluster."""
+    run_path: Path | None = None
+
+    def __call__(self, checkpoint: Any) -> MembershipEvaluation:
+        from ..train import open_run
+
+        return self.evaluate(checkpoint, self.corpus.open(), open_run(self.run_path) if self.run_path else None)
+
+    def evaluate(self, checkpoint: Any, index: Any, run: Any) -> MembershipEvaluation:
+        from ..model import ModelTarget
+
+        auditor = MembershipAuditor(ModelTarget(checkpoint.path, [checkpoint], run), index, self.reference, self.k,
+                                    None, self.threads, self.device)
+        return auditor.evaluate(self.members, self.nonmembers, self.seed)

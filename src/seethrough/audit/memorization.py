@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -202,7 +202,7 @@ class MemorizationReport:
 def evaluate_memorization(target: Any, corpus: Any, sequences: list[Sequence] | None = None, sample: int = 1000,
                           prompt_len: int | list[int] = 32, cont_len: int = 32, checkpoints: str | None = None,
                           batch_size: int = 128, seed: int = 0, threads: int | None = None,
-                          device: str = "cpu") -> MemorizationReport:
+                          device: str = "cpu", ray: str | None = None) -> MemorizationReport:
     """Greedy extraction of sequences by each chosen checkpoint of ``target`` (a run or model folder, or a
     resolved ``model.ModelTarget``), against ``corpus`` (the indexed corpus it was trained on: checked).
     Without ``sequences``: a sample of what the run saw before
@@ -212,8 +212,13 @@ def evaluate_memorization(target: Any, corpus: Any, sequences: list[Sequence] | 
 
     Several prompt lengths (Carlini et al.'s third factor): the continuation stays the same tokens
     (those after the longest prompt) and each shorter prompt is the tokens just before it; results
-    are labelled ``"step-N prompt-K"``."""
-    from ..model import ModelTarget, load_model, resolve_target
+    are labelled ``"step-N prompt-K"``.
+
+    ``ray``: a Ray cluster's address (see ``seethrough.distributed.connect``): each checkpoint is one
+    task there (one GPU each unless ``device`` is cpu), which reopens the corpus and the run at the same
+    paths; the report is the one this machine would give. ``threads`` then defaults to 1 per task (Ray's
+    CPU count does not limit torch's threads)."""
+    from ..model import ModelTarget, resolve_target
 
     if sample < 1 and sequences is None:
         raise QueryError(f"--sample {sample}: draw at least one sequence")
@@ -226,7 +231,6 @@ def evaluate_memorization(target: Any, corpus: Any, sequences: list[Sequence] | 
     resolved = target if isinstance(target, ModelTarget) else resolve_target(target, checkpoints)
     resolved.check_corpus(corpus)
     run = resolved.run
-    eod = run.order.spec.eod_id if run is not None else None
     if sequences is not None:
         chosen = sequences
     elif run is not None:  # one sample for every checkpoint, so they are compared on the same sequences
@@ -234,19 +238,58 @@ def evaluate_memorization(target: Any, corpus: Any, sequences: list[Sequence] | 
         chosen = sample_run_sequences(run, sample, longest + cont_len, latest, seed)
     else:
         chosen = sample_corpus_sequences(corpus.corpus, sample, longest + cont_len, seed)
+    task = _Extraction(chosen, lengths, cont_len, batch_size, run is not None and sequences is None, threads, device)
+    if ray is None:
+        measured = [task.extract(checkpoint, corpus, run) for checkpoint in resolved.checkpoints]
+    else:
+        from ..distributed import CorpusAt, map_checkpoints
+
+        task = replace(task, threads=threads or 1, corpus=CorpusAt.of(corpus),
+                       run_path=None if run is None else run.path.resolve())
+        measured = map_checkpoints(task, resolved.checkpoints, ray, gpus=0 if device == "cpu" else None)
     report = MemorizationReport({})
-    for checkpoint in resolved.checkpoints:
-        model = load_model(checkpoint, device=device, threads=threads)
-        for k in lengths:
-            trimmed = [Sequence(s.ids[longest - k:longest + cont_len], {**s.source, "prompt_len": k})
-                       if len(s.ids) >= longest + cont_len else s for s in chosen]
-            results = measure(model, trimmed, k, cont_len, batch_size)
-            add_duplicates(results, corpus, eod)
-            if run is not None and sequences is None:
-                _add_seen(run, results, checkpoint.step)
-            label = checkpoint.label if len(lengths) == 1 else f"{checkpoint.label} prompt-{k}"
+    for checkpoint, labelled in zip(resolved.checkpoints, measured):
+        for label, results in labelled:
             report.results[label], report.checkpoints[label] = results, checkpoint
     return report
+
+
+@dataclass(frozen=True)
+class _Extraction:
+    """One checkpoint's part of ``evaluate_memorization``, the same code on this machine and as a cluster
+    task; called as a task, it reopens the corpus and the run by path on its node."""
+    sequences: list[Sequence]
+    lengths: list[int]
+    cont_len: int
+    batch_size: int
+    count_seen: bool
+    threads: int | None
+    device: str
+    corpus: Any = None
+    """A ``distributed.CorpusAt`` when the task runs on a cluster."""
+    run_path: Any = None
+
+    def __call__(self, checkpoint: Any) -> list[tuple[str, list[MemorizationResult]]]:
+        from ..train import open_run
+
+        return self.extract(checkpoint, self.corpus.open(), open_run(self.run_path) if self.run_path else None)
+
+    def extract(self, checkpoint: Any, corpus: Any, run: Any) -> list[tuple[str, list[MemorizationResult]]]:
+        """(label, results) for each prompt length."""
+        from ..model import load_model
+
+        model = load_model(checkpoint, device=self.device, threads=self.threads)
+        eod = run.order.spec.eod_id if run is not None else None
+        longest, out = self.lengths[-1], []
+        for k in self.lengths:
+            trimmed = [Sequence(s.ids[longest - k:longest + self.cont_len], {**s.source, "prompt_len": k})
+                       if len(s.ids) >= longest + self.cont_len else s for s in self.sequences]
+            results = measure(model, trimmed, k, self.cont_len, self.batch_size)
+            add_duplicates(results, corpus, eod)
+            if self.count_seen:
+                _add_seen(run, results, checkpoint.step)
+            out.append((checkpoint.label if len(self.lengths) == 1 else f"{checkpoint.label} prompt-{k}", results))
+        return out
 
 
 def _add_seen(run: Any, results: list[MemorizationResult], before_step: int) -> None:

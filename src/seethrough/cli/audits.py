@@ -16,6 +16,10 @@ from .shared import (AUDITS, CorpusReq, DeviceOpt, JsonOpt, TargetArg, ThreadsOp
 
 CheckpointsOpt = Annotated[Optional[str], typer.Option(
     "--checkpoints", help="Of a run: all, last (default), or steps like 64,128,last.")]
+CheckpointsRayOpt = Annotated[Optional[str], typer.Option(
+    "--ray", metavar="ADDRESS", help="Measure the checkpoints on the Ray cluster at ADDRESS, one task each "
+                                     "(docs/scale.md); every node must see the model and corpus at the same paths. "
+                                     "Same results.")]
 
 
 @app.command(rich_help_panel=AUDITS)
@@ -32,6 +36,7 @@ def memorization(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the --sample draw (default 0).")] = None,
     threads: ThreadsOpt = None,
     device: DeviceOpt = None,
+    ray: CheckpointsRayOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Extractable memorization (greedy), per sequence, with duplication, step and position."""
@@ -49,7 +54,7 @@ def memorization(
     with err.status("[bold]memorization[/] decoding..."):
         report = evaluate_memorization(target, index, given, 1000 if sample is None else sample,
                                        [int(p) for p in parts], cont_len, checkpoints, batch_size,
-                                       0 if seed is None else seed, threads, device or "cpu")
+                                       0 if seed is None else seed, threads, device or "cpu", ray=ray)
     summary = write_report(report, out) if out is not None else report.summary()
     if as_json:
         for label, items in report.results.items():
@@ -78,36 +83,49 @@ def membership(
     reference_set: Annotated[Optional[Path], typer.Option("--reference-set", help="JSON lines of known non-members: each score of TEXT/--file is also given as a percentile among theirs.")] = None,
     k: Annotated[float, typer.Option("--k", help="Share of lowest-scoring tokens for Min-K% and Min-K%++.")] = 0.2,
     checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", help="Of a run: the step to test (default: the last).")] = None,
+    checkpoints: Annotated[Optional[str], typer.Option("--checkpoints", help="With --evaluate, of a run: all, last, or steps like 64,128,last; one evaluation each (in --out/step-N when several).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for scores.jsonl, evaluation.json and roc.png (with --evaluate).")] = None,
     threads: ThreadsOpt = None,
     device: DeviceOpt = None,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="With --evaluate: the checkpoints on the Ray cluster at ADDRESS, one task each (docs/scale.md). Same results.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Was this text in the training data? The exact answer from the index, and model-only signals."""
-    from ..audit.membership import MembershipAuditor, write_evaluation
+    from ..audit.membership import MembershipAuditor, check_one_checkpoint, evaluate_checkpoints, write_evaluation
 
     if evaluate is not None:
         refuse_together("--evaluate", {"TEXT": text, "--file": file, "--reference-set": reference_set})
+        if checkpoint is not None and checkpoints is not None:
+            raise QueryError("give --checkpoint STEP or --checkpoints LIST, not both")
+        check_one_checkpoint(checkpoint)
     else:
-        refuse_together("TEXT or --file (it is written with --evaluate)", {"--out": out})
+        refuse_together("TEXT or --file (they are --evaluate's)", {"--out": out, "--checkpoints": checkpoints,
+                                                                   "--ray": ray})
         if (text is None) == (file is None):
             raise QueryError("give the text to test, as TEXT or --file (or --evaluate MEMBERS NONMEMBERS)")
     index = open_index(corpus)
-    auditor = MembershipAuditor(target, index, reference, k, checkpoint, threads, device or "cpu")
-    names = auditor.signal_names
     if evaluate is not None:
         tok = index.tokenizer
-        result = auditor.evaluate(read_texts(evaluate[0], tok, "--evaluate"), read_texts(evaluate[1], tok, "--evaluate"))
-        if out is not None:
-            write_evaluation(result, out)
-        if as_json:
-            emit(result.to_dict())
-            return
-        for name, row in result.signals.items():
-            lo, hi = row["auc_ci"]
-            console.print(f"{name:>16}: AUC {row['auc']:.3f} [{lo:.3f}, {hi:.3f}]  TPR@1%FPR {row['tpr_at_1pct_fpr']:.3f}"
-                          f"  TPR@0.1%FPR {row['tpr_at_0.1pct_fpr']:.3f}")
+        members, nonmembers = read_texts(evaluate[0], tok, "--evaluate"), read_texts(evaluate[1], tok, "--evaluate")
+        found = evaluate_checkpoints(target, index, members, nonmembers, reference, k,
+                                     checkpoint if checkpoints is None else checkpoints, threads, device or "cpu",
+                                     ray=ray)
+        several = len(found) > 1
+        for label, result in found.items():
+            if out is not None:
+                write_evaluation(result, out / label if several else out)
+            if as_json:
+                emit({"checkpoint": label, **result.to_dict()} if several else result.to_dict())
+                continue
+            if several:
+                console.print(f"[bold]{label}[/]")
+            for name, row in result.signals.items():
+                lo, hi = row["auc_ci"]
+                console.print(f"{name:>16}: AUC {row['auc']:.3f} [{lo:.3f}, {hi:.3f}]  TPR@1%FPR "
+                              f"{row['tpr_at_1pct_fpr']:.3f}  TPR@0.1%FPR {row['tpr_at_0.1pct_fpr']:.3f}")
         return
+    auditor = MembershipAuditor(target, index, reference, k, checkpoint, threads, device or "cpu")
+    names = auditor.signal_names
     if file is not None:
         text = read_text_file(file)
     pool = read_texts(reference_set, index.tokenizer, "--reference-set") if reference_set is not None else None

@@ -11,14 +11,11 @@ import typer
 from ..corpus.build import CorpusBuildConfig
 from ..errors import QueryError
 from ..index import parse_boolean_query
-from .shared import (DATA, CorpusArg, VerifyOpt, DtypeOpt, IdsOpt, JsonOpt, TextArg, TokenizerOpt, app, config_option, console,
-                     corpus_app, emit, err, escape, index_app, one_query, open_index, parse_ids, read_queries,
-                     read_text_file)
+from .shared import (DATA, CorpusArg, DtypeOpt, IdsOpt, JsonOpt, RayOpt, TextArg, TokenizerOpt, VerifyOpt, app,
+                     config_option, console, corpus_app, emit, err, escape, index_app, one_query, open_index,
+                     parse_ids, read_queries, read_text_file)
 
 SCALE = "Scale"
-RayOpt = Annotated[Optional[str], typer.Option(
-    "--ray", metavar="ADDRESS", help="Run on the Ray cluster at ADDRESS (host:port of its head, or auto; "
-                                     "docs/scale.md); same output. Needs Ray: pip install 'seethrough\\[ray]'.")]
 
 
 def _open(corpus: Path, tokenizer: Optional[Path], token_dtype: Optional[str], verify: bool, ray: Optional[str],

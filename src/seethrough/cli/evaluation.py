@@ -31,13 +31,15 @@ def eval_command(
     verify: Annotated[Optional[Path], typer.Option("--verify", help="Re-run the evaluation recorded in this RESULTS folder and compare every recorded number; exit 1 on any difference.")] = None,
     threads: ThreadsOpt = None,
     device: DeviceOpt = None,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Evaluate the checkpoints on the "
+                   "Ray cluster at ADDRESS, one task each (docs/scale.md); --out must be on storage every node sees. "
+                   "Same results.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate with lm-evaluation-harness tasks through seethrough's batch-invariant backend."""
-    from .._files import atomic_write_json
-    from ..audit.bias.benchmarks import SUMMARY_FILE, summarize_bias_benchmarks, summary_lines
-    from ..evaluate.run import (evaluate_model, run_provenance, verify_results, write_checkpoint_table,
-                                write_results)
+    from ..audit.bias.benchmarks import summary_lines
+    from ..evaluate.checkpoints import evaluate_checkpoints
+    from ..evaluate.run import verify_results
     from ..model import resolve_target
 
     if verify is not None:
@@ -45,7 +47,7 @@ def eval_command(
         refuse_together("--verify (it re-runs what RESULTS records)", {
             "MODEL": target, "--tasks": tasks, "--out": out, "--include-path": include_path,
             "--num-fewshot": num_fewshot, "--limit": limit, "--batch-size": batch_size, "--checkpoints": checkpoints,
-            "--corpus": corpus, "--ngram": ngram, "--seed": seed, "--dtype": dtype, "--cache": cache})
+            "--corpus": corpus, "--ngram": ngram, "--seed": seed, "--dtype": dtype, "--cache": cache, "--ray": ray})
         report = verify_results(verify, threads, device=device)
         if as_json:
             emit(report.to_dict())
@@ -66,26 +68,14 @@ def eval_command(
     index = open_index(corpus) if corpus is not None else None
     if index is not None:
         resolved.check_corpus(index)
-    per_step, bias_by_step = {}, {}
-    for checkpoint in resolved.checkpoints:
-        extra = run_provenance(resolved.run, checkpoint) if resolved.run is not None else {}
-        result = evaluate_model(checkpoint, names, include_path=include_path, num_fewshot=num_fewshot, limit=limit,
-                                corpus=index, ngram=13 if ngram is None else ngram, threads=threads,
-                                extra_provenance=extra, seed=seed, batch_size=batch_size or "auto", cache_dir=cache,
-                                device=device or "cpu", dtype=dtype or "float32")
-        folder = out / checkpoint.label if len(resolved.checkpoints) > 1 else out
-        write_results(result, folder)
-        bias = summarize_bias_benchmarks(result)  # {} unless a CrowS-Pairs or BBQ task ran
-        (folder / SUMMARY_FILE).unlink(missing_ok=True)  # never an old summary beside new results
-        if bias:
-            atomic_write_json(folder / SUMMARY_FILE, bias)
-        per_step[checkpoint.step], bias_by_step[checkpoint.step] = result, bias
-    if len(resolved.checkpoints) > 1:
-        write_checkpoint_table(per_step, out)
-    for step, result in per_step.items():
+    per_step = evaluate_checkpoints(resolved, names, out, corpus=index, ray=ray, include_path=include_path,
+                                    num_fewshot=num_fewshot, limit=limit, ngram=13 if ngram is None else ngram,
+                                    threads=threads, seed=seed, batch_size=batch_size or "auto", cache_dir=cache,
+                                    device=device or "cpu", dtype=dtype or "float32")
+    for step, (result, bias) in per_step.items():
         if as_json:
             emit({"step": step, "results": result.results, "contamination": result.contamination,
-                  **({"bias": bias_by_step[step]} if bias_by_step[step] else {})})
+                  **({"bias": bias} if bias else {})})
             continue
         console.print(f"[bold]{'step ' + str(step) if step is not None else target}[/]")
         for task in result.results:
@@ -95,7 +85,7 @@ def eval_command(
             if report:
                 console.print(f"    contaminated {report['flagged']}/{report['items']} ({report['ngram']}-gram); clean: "
                               + ", ".join(f"{k} {v:.4f}" for k, v in report["clean"].items()))
-        for line in summary_lines(bias_by_step[step]):
+        for line in summary_lines(bias):
             console.print(f"  {escape(line)}")
     if not as_json:
         console.print(f"results in {out}")

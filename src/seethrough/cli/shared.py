@@ -45,6 +45,9 @@ CorpusReq = Annotated[Path, typer.Option("--corpus", help="The corpus the model 
                                                           "run's by content hash, a model folder's by tokenizer).")]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="CPU threads (default: the cores other "
                                                                      "processes leave free).")]
+RayOpt = Annotated[Optional[str], typer.Option(
+    "--ray", metavar="ADDRESS", help="Run on the Ray cluster at ADDRESS (host:port of its head, or auto; "
+                                     "docs/scale.md); same output. Needs Ray: pip install 'seethrough\\[ray]'.")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="cpu (default), cuda, cuda:N or auto (cuda when "
                                                                   "available).")]
 

@@ -18,7 +18,7 @@ Layer 2, beside ``index`` and ``train``: it uses the corpus and index layers and
 callables, so nothing below imports it but the engine's ``open_corpus(ray=...)``.
 """
 
-from .checkpoints import map_checkpoints
+from .checkpoints import CorpusAt, map_checkpoints
 from .cluster import Connection, Node, alive_nodes, connect
 from .corpus_build import build_corpus_on_ray
 from .doctor import ClusterReport, describe_cluster
@@ -28,5 +28,5 @@ from .queries import ShardServers, spread_shards, start_shard_servers
 
 __all__ = ["ClusterReport", "Connection", "Node", "NodeProbe", "RayIndexBuild", "ShardServers", "ShardTask",
            "alive_nodes", "build_corpus_on_ray", "build_index_on_ray", "connect", "describe_cluster",
-           "map_checkpoints", "place_shards", "probe_nodes", "spread_shards", "start_shard_servers",
+           "CorpusAt", "map_checkpoints", "place_shards", "probe_nodes", "spread_shards", "start_shard_servers",
            "verify_on_ray"]

@@ -3,22 +3,61 @@
 ``memorization``, ``membership --evaluate`` and ``eval --checkpoints`` measure each checkpoint on its
 own, so their cluster form is the same loop with each iteration a task: :func:`map_checkpoints` runs a
 per-checkpoint function as one Ray task per checkpoint (one GPU each when the cluster has GPUs) and
-returns the results in checkpoint order, exactly what the loop returns on one machine.
+returns the results in checkpoint order, exactly what the loop returns on one machine. A task opens
+the indexed corpus again where it runs, by path, through :class:`CorpusAt`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError
+from ..errors import CorpusError, ModelError
 from .cluster import alive_nodes, connect, gather, remote, require_ray
 from .index_build import RETRIES
+
+
+@dataclass(frozen=True)
+class CorpusAt:
+    """An indexed corpus as a task reopens it on its node: the absolute path, the tokenizer an infini-gram
+    folder was opened with, and the content hash to check, so that a node holding other data at the same
+    path fails naming it instead of measuring against the wrong corpus."""
+    path: Path
+    token_dtype: str
+    corpus_hash: str | None
+    tokenizer: Path | None = None
+
+    @classmethod
+    def of(cls, index: Any) -> CorpusAt:
+        tokens = index.corpus
+        tokenizer = index.tokenizer.path.resolve() if tokens.foreign and index.tokenizer is not None else None
+        return cls(Path(tokens.path).resolve(), tokens.token_dtype, tokens.corpus_hash, tokenizer)
+
+    def open(self) -> Any:
+        from ..index import open_corpus
+
+        index = open_corpus(self.path, tokenizer=self.tokenizer, token_dtype=self.token_dtype)
+        if index.corpus.corpus_hash != self.corpus_hash:
+            raise CorpusError(f"corpus {self.path} on this node is not the driver's (corpus hash "
+                              f"{str(index.corpus.corpus_hash)[:12]}, the driver's {str(self.corpus_hash)[:12]}); "
+                              "every node must see the same corpus at the same path")
+        return index
 
 
 def _run(work: Callable[[Any], Any], checkpoint: Any) -> Any:
     """The task: ``work`` travels as an argument (Ray makes tasks of plain functions only, not partials)."""
     return work(checkpoint)
+
+
+def _absolute(checkpoint: Any) -> Any:
+    """A checkpoint dataclass with a relative ``path`` travels with it made absolute: a worker's working
+    folder is not the driver's."""
+    if dataclasses.is_dataclass(checkpoint) and isinstance(getattr(checkpoint, "path", None), Path):
+        return dataclasses.replace(checkpoint, path=checkpoint.path.resolve())
+    return checkpoint
 
 
 def _label(checkpoint: Any) -> str:
@@ -43,5 +82,5 @@ def map_checkpoints(work: Callable[[Any], Any], checkpoints: Sequence[Any], ray:
             gpus = 1 if any(node.gpus >= 1 for node in alive_nodes()) else 0
         task = remote(_run, num_cpus=cpus, num_gpus=gpus, max_retries=RETRIES)
         shared = require_ray().put(work)  # once, whatever the number of checkpoints
-        refs = [task.remote(shared, checkpoint) for checkpoint in checkpoints]
+        refs = [task.remote(shared, _absolute(checkpoint)) for checkpoint in checkpoints]
         return gather(refs, unit=lambda i: f"checkpoint {_label(checkpoints[i])}", error=ModelError)
