@@ -310,3 +310,18 @@ def test_a_record_made_before_the_four_seeds_verifies_with_its_one_seed(recorded
     out = write_results(result, tmp_path / "old")
     edit_results(out, lambda d: [d["seethrough"].pop(k) for k in ("seeds", "task_names", "device", "dtype")])
     assert verify_results(out).ok
+
+
+def test_an_evaluation_prints_nothing_of_its_own(recorded, tmp_path, monkeypatch, capfd):
+    """The console shows seethrough's output only: no datasets "Generating split" bar, no lm-eval progress
+    bar, no git "fatal: not a git repository" from lm-eval's hash of a working folder outside a checkout
+    (all seen in the demo's console before). Checked at the file descriptors, where subprocesses write."""
+    from seethrough.evaluate import evaluate_model
+
+    _, _, model, tasks = recorded
+    monkeypatch.chdir(tmp_path)
+    capfd.readouterr()
+    result = evaluate_model(model, ["vf_mc"], include_path=tasks, num_fewshot=0, limit=3)
+    out, err = capfd.readouterr()
+    assert result.results["vf_mc"]["acc,none"] is not None
+    assert out == "" and err == "", (out, err)

@@ -14,17 +14,20 @@ with a corpus, ``contamination``). With several checkpoints: ``step-N/`` per che
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
 import math
 import os
 import platform
+import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from .._files import atomic_write_bytes, atomic_write_json, sha256_file, sha256_json
 from .._version import code_version
@@ -430,13 +433,38 @@ def evaluate_model(target: Any, tasks: Sequence[str], *, include_path: str | Pat
 
 @contextlib.contextmanager
 def _quiet(name: str):
+    """lm-eval without its notices (logger ``name`` at ERROR), its per-task progress bar of building
+    requests, git's "fatal: not a git repository" from its hash of the working folder, or datasets'
+    "Generating split" bars: a command's console shows seethrough's own output."""
+    import datasets
+    import lm_eval.api.task
+    import lm_eval.evaluator
+    from tqdm import tqdm
+
     logger = logging.getLogger(name)
     level = logger.level
     logger.setLevel(logging.ERROR)
+    bars_were_on = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
     try:
-        yield
+        with mock.patch.object(lm_eval.api.task, "tqdm", functools.partial(tqdm, disable=True)), \
+                mock.patch.object(lm_eval.evaluator, "get_git_commit_hash", _git_hash_quietly):
+            yield
     finally:
         logger.setLevel(level)
+        if bars_were_on:
+            datasets.enable_progress_bars()
+
+
+def _git_hash_quietly() -> str | None:
+    """lm-eval's ``get_git_commit_hash`` (the working folder's commit, which it records), git's stderr
+    kept off the console."""
+    from lm_eval.loggers.utils import get_commit_from_path
+
+    try:
+        return subprocess.check_output(["git", "describe", "--always"], stderr=subprocess.DEVNULL).strip().decode()
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return get_commit_from_path(os.getcwd())
 
 
 def _threads() -> int:
