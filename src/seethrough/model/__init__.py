@@ -8,11 +8,15 @@
         greedy_continuations(model, prompts, 32)             # batched greedy decoding, KV cache
         last_token_hidden_states(model, rows)                # the residual stream after every block
         with edit_layer_output(model, 3, fn): ...            # a hook on the hidden state leaving block 3
+    eraser = load_intervention("eraser/")                    # seethrough erase --out; installed by load_model:
+    target = resolve_target("run/", intervention=eraser)     # every checkpoint carries it
 
 - ``target``: resolving a run, its checkpoints or a model folder (``Checkpoint``, ``ModelTarget``), and
   the checks that the corpus and tokenizer are the model's own.
 - ``loading``: a model on the device and dtype asked for; ``weights``: the weights hash.
 - ``generation``: greedy decoding in equal-length batches (exactly what each prompt gives alone).
+- ``interventions``: erasers and steering vectors (folders written by ``seethrough erase`` / ``steer``),
+  installed as hooks on the blocks; ``resolve_target(..., intervention=E)`` makes ``load_model`` install one.
 - ``hidden``: the transformer blocks of any HF causal LM, hidden states, and forward hooks on a
   block's output that work whether the block returns a tensor (transformers 5) or a tuple.
 
@@ -21,10 +25,11 @@ Importing this package is cheap; torch and transformers load inside the function
 
 from .generation import batches_by_length, greedy_continuations, next_token_argmax
 from .hidden import edit_layer_output, last_token_hidden_states, transformer_layers
+from .interventions import Intervention, block_output_states, load_intervention
 from .loading import DTYPES, forward_arguments, load_model
 from .target import Checkpoint, ModelTarget, resolve_target
 from .weights import weights_sha256
 
-__all__ = ["DTYPES", "Checkpoint", "ModelTarget", "batches_by_length", "edit_layer_output", "forward_arguments",
+__all__ = ["DTYPES", "Checkpoint", "Intervention", "ModelTarget", "block_output_states", "load_intervention", "batches_by_length", "edit_layer_output", "forward_arguments",
            "greedy_continuations", "last_token_hidden_states", "load_model", "next_token_argmax", "resolve_target",
            "transformer_layers", "weights_sha256"]

@@ -34,7 +34,8 @@ def load_model(source: Any, device: str = "cpu", dtype: str = "float32", threads
     """An HF causal LM from a local folder or a ``Checkpoint``, in eval mode, on ``device`` in ``dtype``.
 
     A run's checkpoint is checked against the weights hash its run recorded, so a damaged or replaced
-    checkpoint is refused rather than audited. ``threads``: torch's CPU threads; by default one per
+    checkpoint is refused rather than audited. A checkpoint's ``intervention`` (an eraser or steering
+    vector) is installed on the returned model, after checking it was fitted on these weights. ``threads``: torch's CPU threads; by default one per
     core that other processes leave free (see ``_threads``)."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -56,6 +57,9 @@ def load_model(source: Any, device: str = "cpu", dtype: str = "float32", threads
                              "it was damaged or replaced: restore it from a copy or retrain that step")
     if not (checkpoint.path / "config.json").exists():
         raise ModelError(f"{checkpoint.path} is not a model folder (no config.json)")
+    if checkpoint.intervention is not None:  # refused before any weights are read
+        checkpoint.intervention.check_model(checkpoint.weights_sha256, f"{checkpoint.path}")
+        checkpoint.intervention.check_unchanged()
     torch.set_num_threads(threads or default_threads())
     hf_logging.disable_progress_bar()
     try:
@@ -63,7 +67,10 @@ def load_model(source: Any, device: str = "cpu", dtype: str = "float32", threads
     except (OSError, ValueError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ModelError(f"cannot load model {checkpoint.path}: {first}") from None
-    return model.to(where).eval()
+    model = model.to(where).eval()
+    if checkpoint.intervention is not None:
+        checkpoint.intervention.install(model)  # the hooks stay on the returned model
+    return model
 
 
 def forward_arguments(model: Any) -> tuple[str, dict[str, int]]:

@@ -25,6 +25,9 @@ class Checkpoint:
     """Optimizer steps behind these weights; None for a model folder that is not a run's checkpoint."""
     recorded_sha256: str | None = None
     """The sha256 of ``model.safetensors`` that the run manifest recorded when it saved the checkpoint."""
+    intervention: Any = None
+    """An ``interventions.Intervention`` (eraser or steering vector) that ``load_model`` installs on the
+    loaded model, after checking it was fitted on these weights; None: the model as trained."""
 
     @property
     def label(self) -> str:
@@ -38,7 +41,10 @@ class Checkpoint:
         return weights_sha256(self.path)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "step": self.step, "label": self.label}
+        out = {"path": str(self.path), "step": self.step, "label": self.label}
+        if self.intervention is not None:
+            out["intervention"] = self.intervention.to_dict()
+        return out
 
 
 @dataclass
@@ -91,9 +97,20 @@ def check_tokenizer(model_folder: Path, corpus: Any) -> None:
                          "differ), so token ids would mean different things; pass the corpus the model was trained on")
 
 
-def resolve_target(target: str | Path, checkpoints: str | None = None) -> ModelTarget:
+def resolve_target(target: str | Path, checkpoints: str | None = None, intervention: Any = None) -> ModelTarget:
     """A run folder (``checkpoints``: ``last`` (default), ``all`` or steps like ``64,128,last``) or a
-    model folder (a ``config.json``; one model, so ``checkpoints`` must be unset or ``last``)."""
+    model folder (a ``config.json``; one model, so ``checkpoints`` must be unset or ``last``).
+    ``intervention``: an ``interventions.Intervention`` (``load_intervention(folder)``) attached to every
+    checkpoint, so that ``load_model`` installs it."""
+    if intervention is not None:
+        from dataclasses import replace
+
+        if not callable(getattr(intervention, "install", None)):
+            raise ModelError(f"intervention {intervention!r} is not an Intervention; load its folder with "
+                             "seethrough.model.load_intervention")
+        resolved = resolve_target(target, checkpoints)
+        resolved.checkpoints = [replace(c, intervention=intervention) for c in resolved.checkpoints]
+        return resolved
     from ..train.run import RUN_MANIFEST, checkpoint_dir, open_run
 
     path = Path(target)

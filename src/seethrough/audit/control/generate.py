@@ -1,0 +1,72 @@
+"""``seethrough generate``: a prompt's greedy continuation, with an eraser and/or a steering vector on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .common import check_positive, load_tokenizer_of, resolve_checkpoint
+
+
+@dataclass
+class Generation:
+    prompt: str
+    text: str
+    """The decoded continuation (the prompt not repeated)."""
+    token_ids: list[int]
+    """The continuation's token ids (up to the end-of-text token, which is left out)."""
+    model: dict[str, Any] = field(default_factory=dict)
+    interventions: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"prompt", "text", "token_ids"}``: what ``generate --json`` prints."""
+        return {"prompt": self.prompt, "text": self.text, "token_ids": list(self.token_ids)}
+
+
+def generate_text(target: Any, prompt: str, max_new_tokens: int = 32, *, erase: Any = None,
+                  steer: Any = None, checkpoint: str | None = None, threads: int | None = None,
+                  device: str = "cpu") -> Generation:
+    """Greedy decoding (KV cache) of ``max_new_tokens`` after ``prompt``, stopping early at the model's
+    end-of-text token. ``erase``: an ERASER folder or ``Intervention``, on at every position;
+    ``steer``: a steering ``Intervention`` with its multiplier, or ``(VECTOR folder, multiplier)``,
+    added from the prompt's last token on (as ``seethrough steer`` measures it)."""
+    from dataclasses import replace
+
+    from ...errors import ConfigError, QueryError
+    from ...model import Intervention, greedy_continuations, load_intervention, load_model
+    from ...model.interventions import ERASER, STEERING
+
+    check_positive(max_new_tokens, "--max-new-tokens")
+    if not isinstance(prompt, str) or not prompt:
+        raise QueryError("--prompt: give a non-empty prompt")
+    eraser = erase if isinstance(erase, Intervention) or erase is None else load_intervention(erase)
+    if eraser is not None and eraser.kind != ERASER:
+        raise ConfigError(f"--erase {eraser.path} is a steering vector; pass it as --steer {eraser.path}:M")
+    steering = steer
+    if steer is not None and not isinstance(steer, Intervention):
+        folder, multiplier = steer
+        steering = load_intervention(Path(folder), multiplier)
+    if steering is not None and steering.kind != STEERING:
+        raise ConfigError(f"--steer {steering.path} is an eraser; pass it as --erase {steering.path}")
+    chosen = resolve_checkpoint(target, checkpoint)
+    if steering is not None:
+        steering.check_model(chosen.weights_sha256, str(chosen.path))
+        steering.check_unchanged()
+    model = load_model(replace(chosen, intervention=eraser), device=device, threads=threads)
+    tokenizer = load_tokenizer_of(chosen)
+    ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    if not ids:
+        raise QueryError("--prompt encodes to no token; give it some text")
+    if steering is not None:
+        with steering.installed(model, start=len(ids) - 1):
+            generated = greedy_continuations(model, [ids], max_new_tokens)[0]
+    else:
+        generated = greedy_continuations(model, [ids], max_new_tokens)[0]
+    eos = getattr(tokenizer, "eos_token_id", None)
+    if eos is not None and eos in generated:
+        generated = generated[:generated.index(eos)]
+    text = tokenizer.decode(generated)
+    model_info = {**chosen.to_dict(), "weights_sha256": chosen.weights_sha256}
+    return Generation(prompt, text, generated, model_info,
+                      [x.to_dict() for x in (eraser, steering) if x is not None])
