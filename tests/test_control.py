@@ -464,3 +464,70 @@ def test_a_vector_needs_its_multiplier_and_an_eraser_takes_none(fitted, steered)
     with pytest.raises(ConfigError, match="takes no multiplier"):
         _load(fitted[2], 2.0)
     assert _load(steered[2], 2.0).to_dict()["multiplier"] == 2.0
+
+
+# ---- the command line ---------------------------------------------------------------------------------------
+
+
+def write_lines(path: Path, records) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_erase_steer_and_generate_commands(tiny_run, world_corpus, tmp_path):
+    from typer.testing import CliRunner
+
+    from seethrough.cli.app import app
+
+    runner = CliRunner()
+    root, _, world, _ = world_corpus
+    data = write_lines(tmp_path / "cities.jsonl", city_statements(world, 12))
+    pairs = write_lines(tmp_path / "pairs.jsonl", city_pairs(world, 12))
+    before = folder_digest(tiny_run)
+    got = runner.invoke(app, ["erase", str(tiny_run), "--data", str(data), "--layers", "1", "--out",
+                              str(tmp_path / "e"), "--corpus", str(root / "corpus"), "--heldout-tokens", "64",
+                              "--seq-len", "16", "--threads", "1", "--json"])
+    assert got.exit_code == 0, got.output
+    summary = json.loads(got.stdout)
+    assert summary["layers"] == [1] and summary["sha256"] == _load(tmp_path / "e").sha256
+    assert json.loads((tmp_path / "e" / "summary.json").read_text())["sha256"] == summary["sha256"]
+    got = runner.invoke(app, ["steer", str(tiny_run), "--pairs", str(pairs), "--layers", "2", "--multipliers",
+                              "0,3", "--out", str(tmp_path / "v"), "--threads", "1"])
+    assert got.exit_code == 0, got.output
+    assert "P(matching answer)" in got.stdout and (tmp_path / "v" / "vector.json").exists()
+    got = runner.invoke(app, ["generate", str(tiny_run), "--prompt", "a b was born in", "--max-new-tokens", "4",
+                              "--erase", str(tmp_path / "e"), "--steer", f"{tmp_path / 'v'}:2", "--json",
+                              "--threads", "1"])
+    assert got.exit_code == 0, got.output
+    line = json.loads(got.stdout)
+    assert set(line) == {"prompt", "text", "token_ids"} and line["prompt"] == "a b was born in"
+    assert isinstance(line["token_ids"], list) and len(line["token_ids"]) <= 4
+    assert all(isinstance(t, int) for t in line["token_ids"])
+    # the text is the continuation's tokens decoded, and equals the library's answer
+    from seethrough.audit.control import generate_text
+
+    again = generate_text(tiny_run, "a b was born in", 4, erase=tmp_path / "e", steer=(tmp_path / "v", 2.0), threads=1)
+    assert again.to_dict() == line
+    plain = generate_text(tiny_run, "a b was born in", 4, threads=1)
+    assert plain.interventions == [] and len(again.interventions) == 2
+
+    def refused(*args):
+        got = runner.invoke(app, list(args))
+        assert isinstance(got.exception, (QueryError, ConfigError, ModelError)), got.output
+        assert "\n" not in str(got.exception)
+        return str(got.exception)
+
+    assert "layer 3 is outside" in refused("erase", str(tiny_run), "--data", str(data), "--layers", "3")
+    assert "is not a number" in refused("steer", str(tiny_run), "--pairs", str(pairs), "--layers", "1",
+                                        "--multipliers", "1,x")
+    one_sided = write_lines(tmp_path / "one.jsonl", [{"prompt": "a", "matching": "b"}] * 3)
+    assert "the pair has no not_matching" in refused("steer", str(tiny_run), "--pairs", str(one_sided), "--layers",
+                                                     "1", "--multipliers", "1")
+    assert "fit one for this model with seethrough erase" in refused("generate", str(tiny_run), "--checkpoint", "0",
+                                                                     "--prompt", "a", "--erase", str(tmp_path / "e"))
+    assert "is a steering vector" in refused("generate", str(tiny_run), "--prompt", "a", "--erase",
+                                             str(tmp_path / "v"))
+    assert "VECTOR:MULTIPLIER" in refused("generate", str(tiny_run), "--prompt", "a", "--steer", str(tmp_path / "v"))
+    assert "--seq-len has no effect" in refused("erase", str(tiny_run), "--data", str(data), "--layers", "1",
+                                                "--seq-len", "8")
+    assert folder_digest(tiny_run) == before
