@@ -17,6 +17,7 @@ from . import bias  # noqa: F401
 from . import evaluation  # noqa: F401
 from . import serve  # noqa: F401
 from . import show  # noqa: F401
+from . import control  # noqa: F401
 from . import demo  # noqa: F401
 from .shared import app, err, escape
 
