@@ -3,7 +3,9 @@
 Every answer is a plain dict in the shape of the matching CLI command's ``--json`` output (the
 library's ``to_dict()``), with fields added beside it, never changed: ``withheld`` (occurrences in
 withheld documents, see :mod:`.withhold`), ``offset``/``limit`` of a find page, ``tokens`` (each id
-decoded) in count, ``token`` in each next-token row. The limits of :class:`ServeLimits` are checked
+decoded) in count, ``token`` in each next-token row, and ``pieces`` (the snippet or text cut into
+decoded pieces, each marked with the clause or spans it belongs to) in find, search and trace, which
+is what the page highlights. The limits of :class:`ServeLimits` are checked
 here, so the Python API and the server refuse the same things with the same one-line errors.
 """
 
@@ -57,6 +59,18 @@ class Explorer:
         self._auditor: Any = None
         self._model_lock = threading.Lock()
 
+    def warm_up(self) -> None:
+        """Run each kind of query once on one token, so that the compiled kernels are loaded before the
+        first request (their first use costs up to a second, which would eat into its deadline)."""
+        first = next((s.tokens[1:2] for s in self.index.corpus.shards if s.positions > 1), None)
+        if first is None or int(first[0]) >= self.index.corpus.vocab_size:
+            return
+        ids = [int(first[0])]
+        self.index.find(ids, limit=1, context=1)
+        self.index.ntd(ids)
+        self.index.longest_matches(ids)
+        self.index.search([[ids]], window=1, limit=1, context=1)
+
     # ---- what is served ------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         """The corpus, the run, the takedown list's size and the limits, for the page's header."""
@@ -87,8 +101,13 @@ class Explorer:
         self._check_range("context", context, 0, self.limits.max_context)
         ids = self._encode(query)
         count, hidden, matches = visible_page(self.index, self.withheld, ids, offset, limit, context)
-        return {"count": count, "ids": ids.tolist(), "matches": [m.to_dict() for m in matches], "offset": offset,
-                "limit": limit, "withheld": hidden}
+        rows = []
+        for m in matches:
+            row = m.to_dict()
+            row["pieces"] = self._marked(m.snippet_ids, [(m.match_start, m.match_start + len(ids), 0)])
+            rows.append(row)
+        return {"count": count, "ids": ids.tolist(), "matches": rows, "offset": offset, "limit": limit,
+                "withheld": hidden}
 
     def ntd(self, query: str | list[int]) -> dict[str, Any]:
         """``seethrough ntd --json``: {prompt_count, end_of_document, ids, next} + withheld, each row + token.
@@ -129,7 +148,12 @@ class Explorer:
         hidden = self.withheld.boolean_hits(encoded, window) if len(self.withheld) else 0
         result = self.index.search(encoded, window=window, limit=limit + hidden, context=context)
         record = result.to_dict()
-        record["matches"] = [m.to_dict() for m in result.matches if m.doc not in self.withheld][:limit]
+        record["matches"] = []
+        for m in [m for m in result.matches if m.doc not in self.withheld][:limit]:
+            row = m.to_dict()
+            row["pieces"] = self._marked(m.snippet_ids, [(start, start + len(term), c) for c, clause in enumerate(encoded)
+                                                         for term in clause for start in _starts(m.snippet_ids, term)])
+            record["matches"].append(row)
         record["withheld"] = hidden
         return record
 
@@ -150,7 +174,7 @@ class Explorer:
         from ..audit.trace import trace
 
         ids = self._encode_text(text)
-        return trace(self.view, ids, self._checked_settings(settings)).to_dict()
+        return self._with_pieces(trace(self.view, ids, self._checked_settings(settings)).to_dict(), ids)
 
     def membership(self, text: str) -> dict[str, Any]:
         """``seethrough membership --json`` with the run: the model's signals and the index's evidence."""
@@ -180,7 +204,7 @@ class Explorer:
             raise QueryError("the model ended its response at once (end-of-document token); try another prompt")
         result = trace(self.view, ids, settings)
         result.prompt, result.generated = prompt, True
-        return result.to_dict()
+        return self._with_pieces(result.to_dict(), ids)
 
     # ---- helpers ----------------------------------------------------------------------------------------
     def _membership_auditor(self) -> Any:
@@ -242,6 +266,53 @@ class Explorer:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise QueryError(f"{name}={value!r}: give a whole number from {low} to {high} (this server's limit)")
 
+    def _with_pieces(self, record: dict[str, Any], ids: list[int]) -> dict[str, Any]:
+        """A trace of ``ids`` with its text cut at every span's edges: ``pieces`` {text, start, end, spans
+        (the indexes of the spans holding the piece)}."""
+        spans = [(s["start"], s["end"]) for s in record["spans"]]
+        cuts = sorted({0, len(ids), *(a for a, _ in spans), *(b for _, b in spans)})
+        texts = decoded_pieces(self.index.tokenizer, ids, cuts)
+        record["pieces"] = [{"text": text, "start": a, "end": b,
+                             "spans": [i for i, (s, e) in enumerate(spans) if s <= a and b <= e]}
+                            for text, a, b in zip(texts, cuts, cuts[1:])]
+        return record
+
+    def _marked(self, ids: list[int], marks: list[tuple[int, int, int]]) -> list[dict[str, Any]] | None:
+        """``ids`` decoded in pieces, each {text, clause}: the clause of the mark it lies in (the first
+        when marks overlap), or None outside every mark."""
+        tok = self.index.tokenizer
+        if tok is None:
+            return None
+        cuts = sorted({0, len(ids), *(min(max(a, 0), len(ids)) for a, _, _ in marks),
+                       *(min(max(b, 0), len(ids)) for _, b, _ in marks)})
+        texts = decoded_pieces(tok, ids, cuts)
+        return [{"text": text, "clause": next((c for s, e, c in marks if s <= a and b <= e), None)}
+                for text, a, b in zip(texts, cuts, cuts[1:])]
+
     def _token_texts(self, ids: np.ndarray) -> list[str] | None:
         tok = self.index.tokenizer
         return [tok.decode([i]) for i in ids.tolist()] if tok is not None else None
+
+
+def decoded_pieces(tok: Any, ids: list[int], cuts: list[int]) -> list[str]:
+    """The text of ``ids[cuts[k]:cuts[k + 1]]`` for each k, such that the pieces join into the decoded
+    whole: each piece is what decoding one more piece adds (decoders join words with spaces or keep
+    them in tokens; this needs neither to be known). Where a decoder's prefix is not a prefix of the
+    longer text (a multi-byte character cut in two), the piece is decoded alone."""
+    if tok is None:
+        return [" ".join(map(str, ids[a:b])) for a, b in zip(cuts, cuts[1:])]
+    pieces, before = [], ""
+    for a, b in zip(cuts, cuts[1:]):
+        upto = tok.decode(ids[:b])
+        if upto.startswith(before):
+            pieces.append(upto[len(before):])
+        else:
+            pieces.append(tok.decode(ids[a:b]))
+        before = upto
+    return pieces
+
+
+def _starts(ids: list[int], term: np.ndarray) -> list[int]:
+    """Where ``term`` starts in ``ids``."""
+    m, values = len(term), term.tolist()
+    return [i for i in range(len(ids) - m + 1) if ids[i:i + m] == values]
