@@ -97,10 +97,13 @@ def test_heldout_canary_words_are_as_common_in_training_as_members_words():
 
 
 @pytest.mark.slow
-def test_demo_ci_preset(tmp_path):
+def test_demo_ci_preset(tmp_path, capfd):
     from seethrough.demo import run_demo
 
+    capfd.readouterr()
     summary = run_demo(tmp_path / "demo", preset="ci", threads=2)
+    out, err = capfd.readouterr()  # the demo says what it does through its progress callback only: no
+    assert out == "" and err == "", (out[-2000:], err[-2000:])  # third-party bars, notices or warnings
     ix, mem = summary["index"], summary["memorization"]["by_copies"]
     assert ix["canaries_counted_exactly"] == ix["canaries"] > 0 and ix["heldout_occurrences"] == 0
     assert ix["brute_force_agree"] == ix["brute_force_queries"] and ix["find_matches_truth"]
