@@ -105,7 +105,8 @@ def test_library_code_does_not_print_or_exit():
 
 
 COMMANDS = {"": ["count", "find", "ntd", "prob", "spans", "search", "document", "corpus", "index", "train", "batch",
-                 "seen", "memorization", "membership", "trace", "facts", "bias", "probe", "lens", "detect", "eval", "demo", "doctor"],
+                 "seen", "memorization", "membership", "trace", "facts", "bias", "probe", "lens", "detect", "erase", "steer",
+                 "generate", "eval", "report", "release", "serve", "demo", "doctor"],
             "corpus": ["build", "verify", "info"], "index": ["build"], "bias": ["data", "model"]}
 
 
