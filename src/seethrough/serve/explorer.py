@@ -271,10 +271,10 @@ class Explorer:
         (the indexes of the spans holding the piece)}."""
         spans = [(s["start"], s["end"]) for s in record["spans"]]
         cuts = sorted({0, len(ids), *(a for a, _ in spans), *(b for _, b in spans)})
-        texts = decoded_pieces(self.index.tokenizer, ids, cuts)
-        record["pieces"] = [{"text": text, "start": a, "end": b,
-                             "spans": [i for i, (s, e) in enumerate(spans) if s <= a and b <= e]}
-                            for text, a, b in zip(texts, cuts, cuts[1:])]
+        inside = [[i for i, (s, e) in enumerate(spans) if s <= a and b <= e] for a, b in zip(cuts, cuts[1:])]
+        texts = decoded_pieces(self.index.tokenizer, ids, cuts, [bool(i) for i in inside])
+        record["pieces"] = [{"text": text, "start": a, "end": b, "spans": held}
+                            for text, a, b, held in zip(texts, cuts, cuts[1:], inside)]
         return record
 
     def _marked(self, ids: list[int], marks: list[tuple[int, int, int]]) -> list[dict[str, Any]] | None:
@@ -285,20 +285,22 @@ class Explorer:
             return None
         cuts = sorted({0, len(ids), *(min(max(a, 0), len(ids)) for a, _, _ in marks),
                        *(min(max(b, 0), len(ids)) for _, b, _ in marks)})
-        texts = decoded_pieces(tok, ids, cuts)
-        return [{"text": text, "clause": next((c for s, e, c in marks if s <= a and b <= e), None)}
-                for text, a, b in zip(texts, cuts, cuts[1:])]
+        clauses = [next((c for s, e, c in marks if s <= a and b <= e), None) for a, b in zip(cuts, cuts[1:])]
+        texts = decoded_pieces(tok, ids, cuts, [c is not None for c in clauses])
+        return [{"text": text, "clause": clause} for text, clause in zip(texts, clauses)]
 
     def _token_texts(self, ids: np.ndarray) -> list[str] | None:
         tok = self.index.tokenizer
         return [tok.decode([i]) for i in ids.tolist()] if tok is not None else None
 
 
-def decoded_pieces(tok: Any, ids: list[int], cuts: list[int]) -> list[str]:
+def decoded_pieces(tok: Any, ids: list[int], cuts: list[int], marked: list[bool] | None = None) -> list[str]:
     """The text of ``ids[cuts[k]:cuts[k + 1]]`` for each k, such that the pieces join into the decoded
     whole: each piece is what decoding one more piece adds (decoders join words with spaces or keep
     them in tokens; this needs neither to be known). Where a decoder's prefix is not a prefix of the
-    longer text (a multi-byte character cut in two), the piece is decoded alone."""
+    longer text (a multi-byte character cut in two), the piece is decoded alone. ``marked``: which pieces
+    are highlighted; whitespace at the start of one after an unmarked piece moves to that piece, so a
+    highlight starts on the word."""
     if tok is None:
         return [" ".join(map(str, ids[a:b])) for a, b in zip(cuts, cuts[1:])]
     pieces, before = [], ""
@@ -309,6 +311,13 @@ def decoded_pieces(tok: Any, ids: list[int], cuts: list[int]) -> list[str]:
         else:
             pieces.append(tok.decode(ids[a:b]))
         before = upto
+    for k in range(1, len(pieces)):  # the space a decoder puts before a highlight belongs outside it
+        if marked is None or not marked[k] or marked[k - 1]:
+            continue
+        text = pieces[k]
+        stripped = text.lstrip()
+        pieces[k - 1] += text[:len(text) - len(stripped)]
+        pieces[k] = stripped
     return pieces
 
 
