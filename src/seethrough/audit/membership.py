@@ -193,9 +193,11 @@ class MembershipEvaluation:
     signals: dict[str, dict[str, Any]]
     members: list[TextMembership]
     nonmembers: list[TextMembership]
+    intervention: dict[str, Any] | None = None
+    """The eraser (``Intervention.to_dict``) that was on while the model scored the texts, if any."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"signals": self.signals}
+        return {"signals": self.signals, **({"intervention": self.intervention} if self.intervention else {})}
 
 
 def write_evaluation(evaluation: MembershipEvaluation, out: Any) -> None:
@@ -306,7 +308,10 @@ class MembershipAuditor:
     def evaluate(self, members: list[str], nonmembers: list[str], seed: int = 0) -> MembershipEvaluation:
         if not members or not nonmembers:
             raise QueryError("--evaluate needs at least one member and one non-member text")
-        return evaluate(self.score(members), self.score(nonmembers), self.signal_names, seed)
+        found = evaluate(self.score(members), self.score(nonmembers), self.signal_names, seed)
+        if self.checkpoint.intervention is not None:
+            found.intervention = self.checkpoint.intervention.to_dict()
+        return found
 
 
 def evaluate_checkpoints(target: Any, index: Any, members: list[str], nonmembers: list[str], reference: Any = None,

@@ -186,12 +186,17 @@ class MemorizationReport:
 
     def summary(self) -> dict[str, Any]:
         """Per label: extraction rate and mean score, and both by duplication, document position and step."""
-        return {label: {"sequences": len(items), "extracted": sum(r.extracted for r in items) / max(1, len(items)),
-                        "score": sum(r.score for r in items) / max(1, len(items)),
-                        "by_duplicates": summarize(items, "duplicates"),
-                        "by_doc_position": summarize(items, "doc_position"),
-                        "by_step": summarize(items, "step")}
-                for label, items in self.results.items()}
+        out = {label: {"sequences": len(items), "extracted": sum(r.extracted for r in items) / max(1, len(items)),
+                       "score": sum(r.score for r in items) / max(1, len(items)),
+                       "by_duplicates": summarize(items, "duplicates"),
+                       "by_doc_position": summarize(items, "doc_position"),
+                       "by_step": summarize(items, "step")}
+               for label, items in self.results.items()}
+        for label, row in out.items():  # the eraser that was on while this checkpoint decoded, if any
+            intervention = getattr(self.checkpoints.get(label), "intervention", None)
+            if intervention is not None:
+                row["intervention"] = intervention.to_dict()
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {"summary": self.summary(),

@@ -100,6 +100,8 @@ class TraceResult:
     novelty: dict[str, Any]
     prompt: str | None = None
     generated: bool = False
+    intervention: dict[str, Any] | None = None
+    """The eraser (``Intervention.to_dict``) that was on while the model wrote the text, if any."""
 
     @property
     def tokens(self) -> int:
@@ -107,6 +109,8 @@ class TraceResult:
 
     def to_dict(self) -> dict[str, Any]:
         extra = {"prompt": self.prompt, "generated_ids": self.ids} if self.generated else {}
+        if self.intervention is not None:
+            extra["intervention"] = self.intervention
         return {"text": self.text, **extra, "tokens": self.tokens, "spans": [s.to_dict() for s in self.spans],
                 "merged": self.merged, "novelty": self.novelty}
 
@@ -142,7 +146,8 @@ def trace_generation(target: Any, index: Any, prompt: str, max_new_tokens: int =
                      settings: TraceSettings | None = None, threads: int | None = None,
                      device: str = "cpu") -> TraceResult:
     """Greedy continuation of ``prompt`` by ``target`` (a run's last checkpoint or a model folder, checked
-    against ``index``'s corpus), cut at the end-of-document token, then traced."""
+    against ``index``'s corpus; a ``ModelTarget`` whose checkpoint carries an eraser writes with it on),
+    cut at the end-of-document token, then traced."""
     from ..model import ModelTarget, greedy_continuations, load_model, resolve_target
 
     if index.tokenizer is None:
@@ -162,6 +167,8 @@ def trace_generation(target: Any, index: Any, prompt: str, max_new_tokens: int =
         raise QueryError("the model ended its response at once (end-of-document token); try another --prompt")
     result = trace(index, ids, settings)
     result.prompt, result.generated = prompt, True
+    if resolved.last.intervention is not None:  # installed by load_model; recorded with what it wrote
+        result.intervention = resolved.last.intervention.to_dict()
     return result
 
 

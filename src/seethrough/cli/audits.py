@@ -16,6 +16,9 @@ from .shared import (AUDITS, CorpusReq, DeviceOpt, JsonOpt, TargetArg, ThreadsOp
 
 CheckpointsOpt = Annotated[Optional[str], typer.Option(
     "--checkpoints", help="Of a run: all, last (default), or steps like 64,128,last.")]
+EraseOpt = Annotated[Optional[Path], typer.Option(
+    "--erase", metavar="ERASER", help="An eraser folder (seethrough erase --out), on while the model runs; the output "
+                                      "records it (kind, path, sha256).")]
 CheckpointsRayOpt = Annotated[Optional[str], typer.Option(
     "--ray", metavar="ADDRESS", help="Measure the checkpoints on the Ray cluster at ADDRESS, one task each "
                                      "(docs/scale.md); every node must see the model and corpus at the same paths. "
@@ -37,6 +40,7 @@ def memorization(
     threads: ThreadsOpt = None,
     device: DeviceOpt = None,
     ray: CheckpointsRayOpt = None,
+    erase: EraseOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Extractable memorization (greedy), per sequence, with duplication, step and position."""
@@ -52,14 +56,16 @@ def memorization(
     if sequences is not None:
         given = [Sequence(index.encode(q).tolist(), {"line": i}) for i, q in enumerate(read_queries(sequences, "--sequences"))]
     with err.status("[bold]memorization[/] decoding..."):
-        report = evaluate_memorization(target, index, given, 1000 if sample is None else sample,
+        report = evaluate_memorization(_with_eraser(target, checkpoints, erase), index, given,
+                                       1000 if sample is None else sample,
                                        [int(p) for p in parts], cont_len, checkpoints, batch_size,
                                        0 if seed is None else seed, threads, device or "cpu", ray=ray)
     summary = write_report(report, out) if out is not None else report.summary()
     if as_json:
         for label, items in report.results.items():
+            intervention = summary[label].get("intervention")
             for r in items:
-                emit({"model": label, **r.to_dict()})
+                emit({"model": label, **r.to_dict(), **({"intervention": intervention} if intervention else {})})
         return
     for label, row in summary.items():
         console.print(f"[bold]{label}[/]: {row['sequences']} sequences, extracted {row['extracted']:.1%}, "
@@ -88,6 +94,7 @@ def membership(
     threads: ThreadsOpt = None,
     device: DeviceOpt = None,
     ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="With --evaluate: the checkpoints on the Ray cluster at ADDRESS, one task each (docs/scale.md). Same results.")] = None,
+    erase: EraseOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Was this text in the training data? The exact answer from the index, and model-only signals."""
@@ -107,9 +114,9 @@ def membership(
     if evaluate is not None:
         tok = index.tokenizer
         members, nonmembers = read_texts(evaluate[0], tok, "--evaluate"), read_texts(evaluate[1], tok, "--evaluate")
-        found = evaluate_checkpoints(target, index, members, nonmembers, reference, k,
-                                     checkpoint if checkpoints is None else checkpoints, threads, device or "cpu",
-                                     ray=ray)
+        chosen = checkpoint if checkpoints is None else checkpoints
+        found = evaluate_checkpoints(_with_eraser(target, chosen, erase), index, members, nonmembers, reference, k,
+                                     chosen, threads, device or "cpu", ray=ray)
         several = len(found) > 1
         for label, result in found.items():
             if out is not None:
@@ -124,14 +131,16 @@ def membership(
                 console.print(f"{name:>16}: AUC {row['auc']:.3f} [{lo:.3f}, {hi:.3f}]  TPR@1%FPR "
                               f"{row['tpr_at_1pct_fpr']:.3f}  TPR@0.1%FPR {row['tpr_at_0.1pct_fpr']:.3f}")
         return
-    auditor = MembershipAuditor(target, index, reference, k, checkpoint, threads, device or "cpu")
+    auditor = MembershipAuditor(_with_eraser(target, checkpoint, erase), index, reference, k, checkpoint, threads,
+                                device or "cpu")
     names = auditor.signal_names
     if file is not None:
         text = read_text_file(file)
     pool = read_texts(reference_set, index.tokenizer, "--reference-set") if reference_set is not None else None
     record = auditor.score([text], pool)[0]  # type: ignore[list-item]
     if as_json:
-        emit(record.to_dict())
+        intervention = auditor.checkpoint.intervention
+        emit({**record.to_dict(), **({"intervention": intervention.to_dict()} if intervention is not None else {})})
         return
     evidence = record.evidence or {}
     verdict = "the whole text is in the corpus" if evidence["whole_text_count"] else \
@@ -159,6 +168,7 @@ def trace(
     max_count: Annotated[Optional[int], config_option(TraceSettings, "max_count")] = None,
     threads: ThreadsOpt = None,
     device: DeviceOpt = None,
+    erase: EraseOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Find which spans of a (generated) text occur in the training data, and where; its novelty."""
@@ -169,13 +179,14 @@ def trace(
         raise QueryError("give exactly one of --prompt, --text or --file")
     if prompt is None:
         refuse_together("--text or --file (nothing is generated)", {"--max-new-tokens": max_new_tokens,
-                                                                    "--threads": threads, "--device": device})
+                                                                    "--threads": threads, "--device": device,
+                                                                    "--erase": erase})
     index = open_index(corpus)
     tok = index.tokenizer
     if tok is None:
         raise QueryError(f"{corpus} has no tokenizer; tracing needs text")
     settings = TraceSettings(min_length, span_density, docs_per_span, context, novelty_max_n, max_count)
-    resolved = resolve_target(target)
+    resolved = resolve_target(target) if erase is None else _with_eraser(target, None, erase)
     if prompt is not None:
         result = trace_generation(resolved, index, prompt, 64 if max_new_tokens is None else max_new_tokens, settings,
                                   threads, device or "cpu")
@@ -195,6 +206,17 @@ def trace(
         console.print(f"[bold]{span['start']}:{span['end']}[/] x{span['count']} {escape(repr(span['text']))}")
         for d in span["documents"][:3]:
             console.print(f"    doc {d['doc']} @{d['position']} (bm25 {d['bm25']:.2f}): {escape(repr(d['snippet']))}")
+
+
+def _with_eraser(target: Path, checkpoints: str | None, erase: Path | None) -> Any:
+    """MODEL as given, or, with ``--erase``, resolved with the eraser on every checkpoint (installed by
+    ``load_model``)."""
+    if erase is None:
+        return target
+    from ..model import resolve_target
+    from ..model.interventions import load_eraser
+
+    return resolve_target(target, checkpoints, intervention=load_eraser(erase))
 
 
 def _highlighted(tok: Any, ids: list[int], merged: list[dict[str, Any]]) -> str:

@@ -28,6 +28,7 @@ def eval_command(
     seed: Annotated[Optional[str], typer.Option("--seed", help="lm-eval's --seed: one integer for all four seeds, or four comma-separated (python random, numpy, torch, few-shot; None leaves one unseeded). Default: lm-eval's 0,1234,1234,1234.")] = None,
     dtype: Annotated[Optional[str], typer.Option("--dtype", help="Weights dtype: float32 (default), bfloat16 or float16.")] = None,
     cache: Annotated[Optional[Path], typer.Option("--cache", help="Response cache folder, keyed by weights, tokenizer, dtype and exact token ids (never by prompt text).")] = None,
+    erase: Annotated[Optional[Path], typer.Option("--erase", metavar="ERASER", help="An eraser folder (seethrough erase --out), on during the evaluation; results.json records it (kind, path, sha256) and --verify re-applies it.")] = None,
     verify: Annotated[Optional[Path], typer.Option("--verify", help="Re-run the evaluation recorded in this RESULTS folder and compare every recorded number; exit 1 on any difference.")] = None,
     threads: ThreadsOpt = None,
     device: DeviceOpt = None,
@@ -47,7 +48,8 @@ def eval_command(
         refuse_together("--verify (it re-runs what RESULTS records)", {
             "MODEL": target, "--tasks": tasks, "--out": out, "--include-path": include_path,
             "--num-fewshot": num_fewshot, "--limit": limit, "--batch-size": batch_size, "--checkpoints": checkpoints,
-            "--corpus": corpus, "--ngram": ngram, "--seed": seed, "--dtype": dtype, "--cache": cache, "--ray": ray})
+            "--corpus": corpus, "--ngram": ngram, "--seed": seed, "--dtype": dtype, "--cache": cache, "--ray": ray,
+            "--erase": erase})
         report = verify_results(verify, threads, device=device)
         if as_json:
             emit(report.to_dict())
@@ -64,7 +66,9 @@ def eval_command(
     if corpus is None:
         refuse_together("no --corpus (contamination is checked against the corpus)", {"--ngram": ngram})
     names = [t.strip() for t in tasks.split(",") if t.strip()]
-    resolved = resolve_target(target, checkpoints)
+    from ..model.interventions import load_eraser
+
+    resolved = resolve_target(target, checkpoints, intervention=load_eraser(erase) if erase is not None else None)
     index = open_index(corpus) if corpus is not None else None
     if index is not None:
         resolved.check_corpus(index)

@@ -101,6 +101,7 @@ class SeethroughLM(TemplateLM):
         self._max_length = _positive_int_or_none(max_length, "max_length")
         self.max_gen_toks = _positive_int_or_none(max_gen_toks, "max_gen_toks")
         self.pretrained = str(getattr(pretrained, "path", pretrained))  # a folder, or a model.Checkpoint's
+        intervention = getattr(pretrained, "intervention", None)  # installed by load_model
         self.model = load_model(pretrained, device=str(device), dtype=str(dtype), threads=threads)
         self._device = next(self.model.parameters()).device
         self.dtype_name = str(dtype)
@@ -122,7 +123,9 @@ class SeethroughLM(TemplateLM):
                 "max_length": self.max_length,
                 "tokenizer_sha256": load_tokenizer(tokenizer_file).sha256 if tokenizer_file.exists() else None,
                 # scores on another device differ in their last bits (CPU keys stay as they were)
-                **({"device": self._device.type} if self._device.type != "cpu" else {})})
+                **({"device": self._device.type} if self._device.type != "cpu" else {}),
+                # an eraser (or steering vector) changes every answer: its content hash is part of the key
+                **({"intervention_sha256": intervention.sha256} if intervention is not None else {})})
 
     # ---- what TemplateLM needs ------------------------------------------------------------------
     @property

@@ -24,7 +24,7 @@ import platform
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -409,6 +409,8 @@ def evaluate_model(target: Any, tasks: Sequence[str], *, include_path: str | Pat
                   "tokenizer_sha256": (load_tokenizer(folder).sha256 if (folder / "tokenizer.json").exists() else None)}
     if checkpoint.step is not None:
         model_info["checkpoint_step"] = checkpoint.step
+    if checkpoint.intervention is not None:  # the eraser (or vector) that was on, by content hash
+        model_info["intervention"] = checkpoint.intervention.to_dict()
     provenance = {
         "code_version": code_version(), "versions": _versions(),
         "model": {**model_info, **(extra_provenance or {})},
@@ -651,6 +653,8 @@ def verify_results(results_folder: str | Path, threads: int | None = None, toler
     if not same:
         raise QueryError(f"the model {model.path} is missing or its weights changed since the evaluation, so the "
                          "record cannot be re-run; restore the model folder the record names")
+    if info["model"].get("intervention"):
+        model = replace(model, intervention=_recorded_intervention(info["model"]["intervention"]))
     index = None
     if info.get("corpus"):
         index = _recorded_corpus(info["corpus"])
@@ -696,6 +700,22 @@ def verify_results(results_folder: str | Path, threads: int | None = None, toler
             for path, x, y in _compare(a, b, [], tolerance, counter):
                 differences.append(Difference(file, _path_text(path), x, y, task, doc_id, filter_name))
     return VerifyReport(folder, items, counter[0], differences, tolerance)
+
+
+def _recorded_intervention(recorded: dict[str, Any]) -> Any:
+    """The eraser (or steering vector) an evaluation ran with, from the folder it records, checked by hash."""
+    from ..errors import SeethroughError
+    from ..model import load_intervention
+
+    try:
+        found = load_intervention(recorded["path"], recorded.get("multiplier"))
+    except SeethroughError:
+        found = None
+    if found is None or found.sha256 != recorded["sha256"]:
+        raise QueryError(f"the evaluation ran with {recorded['kind']} {recorded['path']}, which is missing or changed "
+                         f"since (its sha256 was {recorded['sha256'][:12]}), so the record cannot be re-run; restore "
+                         "that folder")
+    return found
 
 
 def _recorded_corpus(recorded: dict[str, Any]) -> Any:

@@ -318,6 +318,14 @@ def load_intervention(folder: str | Path, multiplier: float | None = None) -> In
                         None if multiplier is None else check_multiplier(multiplier), tensors)
 
 
+def load_eraser(folder: str | Path, flag: str = "--erase") -> Intervention:
+    """An ERASER folder (``load_intervention``); a steering vector is refused."""
+    found = load_intervention(folder) if not (Path(folder) / VECTOR_FILE).exists() else None
+    if found is None:
+        raise ConfigError(f"{flag} {folder} is a steering vector; {flag} takes an eraser (seethrough erase --out)")
+    return found
+
+
 def _check_shapes(file: Path, kind: str, arrays: dict[str, np.ndarray], width: int) -> None:
     if kind == ERASER:
         left, right, bias = arrays["proj_left"], arrays["proj_right"], arrays["bias"]

@@ -35,14 +35,14 @@ def generate_text(target: Any, prompt: str, max_new_tokens: int = 32, *, erase: 
 
     from ...errors import ConfigError, QueryError
     from ...model import Intervention, greedy_continuations, load_intervention, load_model
-    from ...model.interventions import ERASER, STEERING
+    from ...model.interventions import ERASER, STEERING, load_eraser
 
     check_positive(max_new_tokens, "--max-new-tokens")
     if not isinstance(prompt, str) or not prompt:
         raise QueryError("--prompt: give a non-empty prompt")
-    eraser = erase if isinstance(erase, Intervention) or erase is None else load_intervention(erase)
+    eraser = erase if isinstance(erase, Intervention) or erase is None else load_eraser(erase)
     if eraser is not None and eraser.kind != ERASER:
-        raise ConfigError(f"--erase {eraser.path} is a steering vector; pass it as --steer {eraser.path}:M")
+        raise ConfigError(f"--erase {eraser.path} is a steering vector; --erase takes an eraser (seethrough erase --out)")
     steering = steer
     if steer is not None and not isinstance(steer, Intervention):
         folder, multiplier = steer
