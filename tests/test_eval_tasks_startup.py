@@ -1,0 +1,116 @@
+"""The CLI's end without the interpreter's teardown (``cli.app.exit_without_teardown``): a command run
+through ``main()`` leaves exactly what the ordinary ``sys.exit`` leaves (its status, all its output, the
+``atexit`` handlers' work, ``weakref.finalize`` callbacks, non-daemon threads' work), and the teardown
+itself (objects freed one by one at exit) is what it skips."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+# a command registered on the CLI's app for this test only: it prints much without flushing, leaves an
+# atexit handler, a temporary folder removed at exit, a non-daemon thread still working, and an object
+# whose __del__ only the interpreter's teardown runs; then it ends as asked
+SCRIPT = textwrap.dedent('''
+    import atexit, json, sys, tempfile, threading, time
+    from pathlib import Path
+    import typer
+    from seethrough.cli.app import app, main
+    from seethrough.errors import QueryError
+
+    folder = Path(sys.argv[1])
+    sys.argv = ["seethrough", "zz-exit-test", *sys.argv[2:]]
+
+    class Freed:
+        def __del__(self):
+            (folder / "teardown").write_text("ran")
+
+    kept = Freed()
+
+    @app.command("zz-exit-test")
+    def zz(how: str) -> None:
+        for k in range(20000):
+            print(f"line {k}")
+        sys.stderr.write("stderr tail")
+        atexit.register(lambda: (folder / "atexit").write_text("ran"))
+        temporary = tempfile.TemporaryDirectory(dir=folder)
+        (folder / "tempdir").write_text(temporary.name)
+        globals()["temporary"] = temporary
+        def late():
+            time.sleep(0.3)
+            (folder / "thread").write_text("ran")
+        threading.Thread(target=late).start()
+        if how == "error":
+            raise QueryError("a one-line error")
+        if how == "exit1":
+            raise typer.Exit(1)
+        if how == "message":
+            sys.exit("a message")
+
+    if "--ordinary" in sys.argv:  # the reference: Python's own exit
+        sys.argv.remove("--ordinary")
+        try:
+            app()
+        except QueryError as error:
+            sys.stderr.write(f"error: {error}")
+            sys.exit(2)
+    else:
+        main()
+''')
+
+
+def _run(tmp_path, how: str, ordinary: bool) -> dict:
+    folder = tmp_path / ("ordinary" if ordinary else "main") / how
+    folder.mkdir(parents=True)
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(folder), how, *(["--ordinary"] if ordinary else [])],
+                          capture_output=True, text=True, timeout=300, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    tempdir = folder / "tempdir"
+    return {"status": done.returncode, "stdout": done.stdout, "stderr_tail": done.stderr.strip()[-40:],
+            "atexit": (folder / "atexit").exists(), "thread": (folder / "thread").exists(),
+            "tempdir_removed": tempdir.exists() and not (folder / tempdir.read_text()).exists(),
+            "teardown": (folder / "teardown").exists()}
+
+
+@pytest.mark.parametrize("how, status", [("ok", 0), ("exit1", 1), ("error", 2), ("message", 1)])
+def test_main_leaves_what_the_ordinary_exit_leaves(tmp_path, how, status):
+    ours = _run(tmp_path, how, ordinary=False)
+    reference = _run(tmp_path, how, ordinary=True)
+    assert ours["status"] == reference["status"] == status
+    assert ours["stdout"].splitlines()[-1] == "line 19999" and ours["stdout"] == reference["stdout"]
+    assert ours["atexit"] and ours["thread"] and ours["tempdir_removed"]
+    assert {k: ours[k] for k in ("atexit", "thread", "tempdir_removed")} == \
+        {k: reference[k] for k in ("atexit", "thread", "tempdir_removed")}
+    if how == "error":
+        assert ours["stderr_tail"].endswith("a one-line error")
+    if how == "message":
+        assert ours["stderr_tail"].endswith("a message") and reference["stderr_tail"].endswith("a message")
+    # the one difference: the interpreter's teardown (which frees every object one by one) did not run
+    assert reference["teardown"] and not ours["teardown"]
+
+
+def test_main_flushes_output_piped_to_a_file(tmp_path):
+    """``--json`` lines written to a file (fully buffered, unlike a terminal) all arrive."""
+    out = tmp_path / "out.txt"
+    script = tmp_path / "lines.py"
+    script.write_text(textwrap.dedent('''
+        import sys
+        from seethrough.cli.app import app, main
+        from seethrough.cli.shared import emit
+        @app.command("zz-lines")
+        def zz() -> None:
+            for k in range(5000):
+                emit({"k": k})
+        sys.argv = ["seethrough", "zz-lines"]
+        main()
+    '''))
+    with open(out, "w") as handle:
+        done = subprocess.run([sys.executable, str(script)], stdout=handle, stderr=subprocess.PIPE, text=True,
+                              timeout=300, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["k"] for line in out.read_text().splitlines()] == list(range(5000))
