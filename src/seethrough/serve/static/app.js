@@ -343,7 +343,8 @@ async function runCheck() {
 async function runGenerate() {
   showError("gen-error", null);
   try {
-    const r = await api("/api/generate", { prompt: $("gen-prompt").value, max_new_tokens: parseInt($("gen-tokens").value, 10) });
+    const r = await api("/api/generate", { prompt: $("gen-prompt").value, max_new_tokens: parseInt($("gen-tokens").value, 10),
+                                           span_density: parseFloat($("gen-density").value), min_length: parseInt($("gen-min").value, 10) });
     const d = r.data;
     $("gen-summary").textContent = `the model wrote ${d.tokens} token(s) after ${JSON.stringify(d.prompt)}; longest copied span ` +
       `${d.novelty.longest_copied_span} token(s); ${latency(r)}`;
