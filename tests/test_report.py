@@ -82,7 +82,7 @@ def _token_docs(show_inputs):
 def test_the_report_has_a_section_for_each_artefact(built):
     report, _ = built
     assert report.sections == ["provenance", "datasheet", "training", "evaluation", "memorization", "membership",
-                               "trace", "facts", "bias", "probe", "lens", "detect", "fmti"]
+                               "trace", "facts", "bias", "probe", "lens", "detect", "control", "fmti"]
     assert len(report.numbers["fmti"]) == 32
     assert {i["status"] for i in report.numbers["fmti"]} <= {"auto", "user", "n/a"}
 

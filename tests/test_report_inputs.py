@@ -1,7 +1,7 @@
 """Inputs of the report and release tests (imported by test_report.py and test_release.py): a small
 corpus whose documents and metadata hold hostile HTML, its index, a 60-step tiny run, and results
-folders: eval, memorization and membership written by the real audits, and facts, bias, probe, lens
-and detect files written here in their documented formats (docs/formats.md), small, with hostile
+folders: eval, memorization and membership written by the real audits, and facts, bias, probe, lens,
+detect and erase files written here in their documented formats (docs/formats.md), small, with hostile
 strings where a page would show text."""
 
 from __future__ import annotations
@@ -121,6 +121,13 @@ def _hand_written(root: Path) -> dict[str, Path]:
                       "tpr_at_1pct_fpr_ci": [0.2, 0.6], "fpr_realised": 0.01, "fpr_realised_ci": [0.0, 0.05],
                       "test_humans": 100, "test_machines": 100}]}))
     out["detect"] = detect
+    control = root / "erase"
+    control.mkdir()
+    (control / "summary.json").write_text(json.dumps({
+        "kind": "erase", "model": {"path": SCRIPT, "step": 60, "weights_sha256": "0" * 64}, "method": "leace",
+        "width": 16, "layers": [1], "probes": [{"layer": 1, "split": IMG, "accuracy_before": 0.9, "accuracy_after": 0.5}],
+        "edits": [], "cross_entropy": {"before": 2.125, "after": 2.25}, "notes": [IMG]}))
+    out["control"] = control
     return out
 
 

@@ -11,8 +11,9 @@ hold (``artefacts.KINDS``). Every number on the page is in report.json with the 
 """
 
 from .artefacts import KINDS, recognise_folder
+from .demo_step import demo_report
 from .release import Release, build_release, verify_sha256sums
 from .report import Report, build_report, write_report
 
-__all__ = ["KINDS", "Release", "Report", "build_release", "build_report", "recognise_folder", "verify_sha256sums",
-           "write_report"]
+__all__ = ["KINDS", "Release", "Report", "build_release", "build_report", "demo_report", "recognise_folder",
+           "verify_sha256sums", "write_report"]

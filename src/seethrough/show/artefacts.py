@@ -37,7 +37,7 @@ KINDS: dict[str, tuple[str, Callable[[Path], bool]]] = {
     "probe": ("probe.json (seethrough probe --out, or the demo's probe step)", _has("probe.json")),
     "lens": ("lens.json (seethrough lens --out)", _has("lens.json")),
     "detect": ("detect.json (seethrough detect --out)", _has("detect.json")),
-    "control": ("summary.json with a control format (seethrough erase / steer --out)",
+    "control": ("summary.json of kind erase or steer (seethrough erase / steer --out)",
                 lambda f: _control_summary(f) is not None),
 }
 """Kind -> (what identifies it, the test on a folder)."""
@@ -54,8 +54,12 @@ def _control_summary(folder: Path) -> Path | None:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    fmt = value.get("format") if isinstance(value, dict) else None
-    return path if isinstance(fmt, str) and fmt.startswith("seethrough.control") else None
+    kind = value.get("kind") if isinstance(value, dict) else None
+    return path if kind in CONTROL_KINDS else None
+
+
+CONTROL_KINDS = ("erase", "steer")
+"""``kind`` of the summary.json that ``seethrough erase`` / ``steer --out`` write beside their tensors."""
 
 
 def recognise_folder(folder: str | Path) -> list[str]:
@@ -67,7 +71,7 @@ def recognise_folder(folder: str | Path) -> list[str]:
     if not kinds:
         raise ConfigError(f"--results {folder} holds no artefact a report knows (results.json, summary.json + "
                           "memorization.parquet or facts.parquet, evaluation.json, bias_data.json, bias_model.json, "
-                          "probe.json, lens.json, detect.json, a control summary.json); pass a folder an audit wrote")
+                          "probe.json, lens.json, detect.json, an erase or steer summary.json); pass a folder an audit wrote")
     return kinds
 
 

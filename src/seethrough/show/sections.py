@@ -874,16 +874,48 @@ def detect(art: Any) -> Section | None:
 
 # ---- control (erase / steer) ----------------------------------------------------------------------
 
-def _numeric_leaves(value: Any, where: str = "", depth: int = 0) -> list[tuple[str, Any]]:
-    if isinstance(value, bool) or isinstance(value, (int, float)):
-        return [(where, value)]
-    if depth > 3:
-        return []
-    if isinstance(value, dict):
-        return [leaf for k, v in value.items() for leaf in _numeric_leaves(v, where + ptr(k), depth + 1)]
-    if isinstance(value, list) and len(value) <= 50:
-        return [leaf for i, v in enumerate(value) for leaf in _numeric_leaves(v, where + ptr(i), depth + 1)]
-    return []
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _generic_tables(n: Numbers, source: SourceFile, value: dict[str, Any], key: str, skip: tuple[str, ...] = ()
+                    ) -> list[Html]:
+    """Every table-like field of a summary: a list of flat records as a table (up to 60 rows), a record of
+    scalars as a list; numbers recorded at their pointers, text escaped."""
+    parts: list[Html] = []
+    for name, field_value in value.items():
+        if name in skip:
+            continue
+        where = ptr(name)
+        if isinstance(field_value, list) and field_value and all(isinstance(r, dict) for r in field_value):
+            columns = [c for c in dict.fromkeys(k for r in field_value for k in r) if
+                       all(_scalar(r.get(c)) for r in field_value)]
+            rows = []
+            for j, row in enumerate(field_value[:60]):
+                cells = []
+                for c in columns:
+                    v = row.get(c)
+                    if isinstance(v, (int, float)) and not isinstance(v, bool):
+                        cells.append(n.show(f"{key}.{name}.{j}.{c}", source, f"{where}/{j}/{escape_key(c)}"))
+                    else:
+                        cells.append(esc(format_value(v) if v is not None else ""))
+                rows.append(cells)
+            if columns:
+                parts.append(table(columns, rows, caption=name.replace("_", " ")))
+        elif isinstance(field_value, dict) and field_value and all(_scalar(v) for v in field_value.values()):
+            items = []
+            for c, v in field_value.items():
+                shown = (n.show(f"{key}.{name}.{c}", source, f"{where}/{escape_key(c)}")
+                         if isinstance(v, (int, float)) and not isinstance(v, bool) else esc(format_value(v)))
+                items.append((f"{name.replace('_', ' ')}: {c}", shown))
+            parts.append(facts_list(items))
+    return parts
+
+
+def escape_key(token: Any) -> str:
+    from .sources import escape_pointer_token
+
+    return escape_pointer_token(token)
 
 
 def control(art: Any) -> Section | None:
@@ -893,14 +925,19 @@ def control(art: Any) -> Section | None:
     n = Numbers("control")
     parts: list[Html] = []
     for fi, folder in enumerate(folders):
-        parts.append(_heading(str(folder)))
         cj = art.sources.json(folder / "summary.json")
-        statement = cj.value.get("statement") if isinstance(cj.value, dict) else None
-        if isinstance(statement, str):
-            parts.append(para(esc(statement)))
-        rows = [[esc(where), n.show(f"{fi}{where.replace('/', '.')}", cj, where)]
-                for where, _ in _numeric_leaves(cj.value)[:200]]
-        parts.append(table(["value", ""], rows, caption="every number of the control summary (first 200)"))
+        value = cj.value
+        kind = value.get("kind")
+        parts.append(_heading(f"{'Erasure (LEACE)' if kind == 'erase' else 'Steering'}: {folder}"))
+        model = value.get("model") or {}
+        if model:
+            parts.append(para("Model ", esc(model.get("path")), ", step ", esc(str(model.get("step"))),
+                              ", weights sha256 ", Html('<span class="hash">'), esc(model.get("weights_sha256")),
+                              Html("</span>")))
+        parts += _generic_tables(n, cj, value, str(fi), skip=("model", "notes", "settings"))
+        notes = value.get("notes") or []
+        if notes:
+            parts.append(para(esc("Notes: " + " ".join(map(str, notes)))))
     return Section("control", "Deployment-time control", Html("".join(parts)), n.items)
 
 
