@@ -333,3 +333,22 @@ def test_the_command_writes_the_report_and_refuses_bad_folders(show_inputs, tmp_
     summary = json.loads(good.stdout)
     assert summary["sections"][:3] == ["provenance", "datasheet", "training"] and "membership" in summary["sections"]
     assert (tmp_path / "r" / "index.html").is_file()
+
+
+def test_an_eval_of_several_checkpoints_shows_the_last_and_the_metric_by_step(show_inputs, tmp_path):
+    import shutil
+
+    from seethrough.show import build_report, recognise_folder
+
+    folder = tmp_path / "eval"
+    shutil.copytree(show_inputs.eval, folder / "step-60")
+    shutil.copytree(show_inputs.eval, folder / "step-8")
+    acc = json.loads((show_inputs.eval / "results.json").read_text())["results"]["show_mc"]["acc,none"]
+    (folder / "by_checkpoint.json").write_text(json.dumps({"show_mc/acc": {"8": 0.25, "60": acc}}))
+    assert recognise_folder(folder) == ["eval"]
+    report = build_report(show_inputs.run, results=[folder], trace=False)
+    numbers = {n["key"]: n for n in report.numbers["numbers"]}
+    assert numbers["evaluation.eval0.show_mc.acc,none"]["source"] == str(folder / "step-60" / "results.json")
+    assert numbers["evaluation.eval0.by_checkpoint.show_mc/acc.8"]["value"] == 0.25
+    assert numbers["evaluation.eval0.by_checkpoint.show_mc/acc.60"]["pointer"] == "/show_mc~1acc/60"
+    assert 'aria-label="metric by checkpoint"' in report.html

@@ -108,7 +108,7 @@ svg.chart .whisker{stroke:#1b1f24;stroke-width:1}
 mark.copied{background:var(--mark);border-bottom:2px solid #d4a72c;padding:0 1px}
 .traced{background:var(--soft);border:1px solid var(--line);padding:10px;white-space:pre-wrap;line-height:1.8}
 .snippet{font-size:13px}
-.badge{display:inline-block;padding:0 6px;border-radius:8px;font-size:12px;border:1px solid var(--line)}
+.badge{display:inline-block;padding:0 6px;border-radius:8px;font-size:12px;border:1px solid var(--line);white-space:nowrap}
 .auto{background:#dafbe1}.user{background:#fff8c5}.na{background:#eaeef2}.missing{background:#ffebe9}
 .grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:12px}
 """

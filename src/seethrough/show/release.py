@@ -316,7 +316,8 @@ def build_release(run: str | Path, corpus: str | Path | None = None, results: Se
         atomic_write_bytes(tmp / "README.md", model_card(art, step, weights, name, dataset_id, language, license,
                                                          license_name, eval_results).encode("utf-8"))
         if report:
-            write_report(build_report(run_path, corpus, results, trace=trace, threads=threads), tmp / "report")
+            write_report(build_report(run_path, corpus, results, trace=trace, checkpoint=step, threads=threads),
+                         tmp / "report")
         atomic_write_bytes(tmp / MARKER, b"seethrough release bundle\n")
         for path in tmp.rglob("*"):  # temporary files are private; a bundle is for sharing
             os.chmod(path, 0o755 if path.is_dir() else 0o644)

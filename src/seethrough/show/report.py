@@ -70,14 +70,14 @@ def _fmti_section(art: Artefacts) -> Section:
 
 
 def build_report(run: str | Path, corpus: str | Path | None = None, results: Sequence[str | Path] = (),
-                 trace: bool = True, trace_prompts: Sequence[str] | None = None, device: str = "cpu",
-                 threads: int | None = None) -> Report:
+                 trace: bool = True, trace_prompts: Sequence[str] | None = None, checkpoint: int | None = None,
+                 device: str = "cpu", threads: int | None = None) -> Report:
     """The report of ``run`` (its corpus, or ``corpus`` if it moved) and the ``results`` folders (each
     recognised by the files it holds; see ``artefacts.KINDS``). ``trace``: generate from the final
     checkpoint and trace the text in the index (needs the index; prompts chosen from the most duplicated
-    documents' openings unless ``trace_prompts`` are given)."""
-    art = gather(run, corpus, results, trace=trace, trace_prompts=list(trace_prompts or []), device=device,
-                 threads=threads)
+    documents' openings unless ``trace_prompts`` are given) with checkpoint ``checkpoint`` (default: the newest)."""
+    art = gather(run, corpus, results, trace=trace, trace_prompts=list(trace_prompts or []), checkpoint=checkpoint,
+                 device=device, threads=threads)
     sections: list[Section] = []
     for fn in SECTIONS:
         section = fn(art)

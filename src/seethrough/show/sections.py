@@ -581,7 +581,8 @@ def traces(art: Any) -> Section | None:
 
     n = Numbers("trace")
     rm = art.run_manifest()
-    target = resolve_target(art.run_path)
+    step = art.options.get("checkpoint")
+    target = resolve_target(art.run_path, None if step is None else str(step))
     checkpoint = target.last
     given = art.options.get("trace_prompts")
     tokenizer = art.run.corpus.tokenizer
@@ -594,8 +595,8 @@ def traces(art: Any) -> Section | None:
     model = load_model(checkpoint, device=art.options.get("device", "cpu"), threads=art.options.get("threads"))
     bos, eos = model.config.bos_token_id, model.config.eos_token_id
     new_tokens = int(art.options.get("trace_tokens", 32))
-    parts = [para("Greedy generations of the final checkpoint (step ", esc(str(checkpoint.step)),
-                  ") from the prompts below, traced back to the training data as OLMoTrace does: highlighted spans "
+    parts = [para("Greedy generations of checkpoint step ", esc(str(checkpoint.step)),
+                  " from the prompts below, traced back to the training data as OLMoTrace does: highlighted spans "
                   "occur verbatim in the corpus (long and rare ones kept), with the documents that contain them. "
                   "The model never saw these lists; they are found after generation.")]
     how = (f"greedy continuation ({new_tokens} tokens) by checkpoint step-{checkpoint.step} (weights sha256 in "
@@ -813,7 +814,7 @@ def probes(art: Any) -> Section | None:
                              esc(format_value(rows_in[j].get("auroc"), ".3")),
                              _ci(n, key + ".auroc_ci", pj, where + "/auroc_ci", ".3")])
             parts.append(table(["method", "best layer", "accuracy", "95% CI", "AUROC", "95% CI"], rows,
-                               caption=f"best layer per method{' (' + context + ')' if context else ''}"))
+                               caption=f"the layer with the highest held-out AUROC, per method{' (' + context + ')' if context else ''}"))
     return Section("probe", "Probes of internal beliefs", Html("".join(parts)), n.items)
 
 
