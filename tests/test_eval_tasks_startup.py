@@ -114,3 +114,93 @@ def test_main_flushes_output_piped_to_a_file(tmp_path):
                               timeout=300, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     assert [json.loads(line)["k"] for line in out.read_text().splitlines()] == list(range(5000))
+
+
+# ---- the collector paused during start-up ---------------------------------------------------------
+
+
+class _Cyclic:
+    def __init__(self) -> None:
+        self.me = self  # freed only by the cyclic collector
+
+
+def test_collection_paused_holds_the_collector_and_frees_the_cycles_it_left():
+    import gc
+    import weakref
+
+    from seethrough.evaluate.harness import FULL_PASS_AFTER, collection_paused
+
+    assert gc.isenabled()
+    with collection_paused():
+        assert not gc.isenabled()
+        with collection_paused():  # nested: the outer pause holds
+            pass
+        assert not gc.isenabled()
+        first = _Cyclic()
+        watched = weakref.ref(first)
+        del first
+        kept = [[] for _ in range(FULL_PASS_AFTER + 1000)]  # more new objects than the block may leave
+        assert watched() is not None  # no collection ran inside
+    assert gc.isenabled() and watched() is None  # the one pass at the end freed the cycle
+    del kept
+    with collection_paused():  # few new objects: no full pass, the ordinary collector takes them
+        few = _Cyclic()
+        watched = weakref.ref(few)
+        del few
+    assert gc.isenabled() and watched() is not None
+    gc.collect()
+    assert watched() is None
+
+
+def test_collection_paused_restores_the_collector_after_an_error_and_leaves_it_off_if_it_was():
+    import gc
+
+    from seethrough.evaluate.harness import collection_paused
+
+    with pytest.raises(ZeroDivisionError):
+        with collection_paused():
+            1 / 0
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collection_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+
+def test_evaluate_model_leaves_the_collector_on_after_it_ran_and_after_a_model_error(tmp_path):
+    """The start-up pause ends with ``evaluate_model``'s start-up, whether the model loads or not."""
+    import gc
+
+    pytest.importorskip("lm_eval")
+    from seethrough.demo.world import EOD, generate_world, word_tokenizer_json
+    from seethrough.errors import ModelError
+    from seethrough.evaluate import evaluate_model
+    from seethrough.train.model import build_model
+
+    model = tmp_path / "model"
+    model.mkdir()
+    world = generate_world(5, "ci")
+    (model / "tokenizer.json").write_text(word_tokenizer_json(world.vocabulary))
+    (model / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": EOD, "eos_token": EOD, "unk_token": None,
+        "model_max_length": 2048, "clean_up_tokenization_spaces": False}))
+    vocab = len(json.loads((model / "tokenizer.json").read_text())["model"]["vocab"])
+    build_model("tiny", vocab, 128, 0, seed=3).save_pretrained(model)
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "items.jsonl").write_text("".join(json.dumps({"prompt": f"item {k} is", "choices": ["a", "b"],
+                                                           "answer": "b"}) + "\n" for k in range(3)))
+    (tasks / "t.yaml").write_text(
+        f"task: startup_t\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {tasks / 'items.jsonl'}\n"
+        "test_split: test\noutput_type: multiple_choice\ndoc_to_text: \"{{prompt}}\"\n"
+        "doc_to_choice: \"{{choices}}\"\ndoc_to_target: \"{{choices.index(answer)}}\"\nmetric_list:\n  - metric: acc\n")
+    result = evaluate_model(model, ["startup_t"], include_path=tasks, limit=2, threads=1)
+    assert gc.isenabled() and len(result.samples["startup_t"]) == 2
+    (model / "config.json").unlink()
+    with pytest.raises(ModelError):
+        evaluate_model(model, ["startup_t"], include_path=tasks, limit=2, threads=1)
+    assert gc.isenabled()

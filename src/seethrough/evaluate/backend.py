@@ -48,6 +48,7 @@ from lm_eval.api.registry import register_model
 from lm_eval import utils as lm_utils
 
 from ..model import weights_sha256
+from .harness import collection_paused
 
 
 @dataclass
@@ -82,6 +83,7 @@ class SeethroughLM(TemplateLM):
     """Every ``--model_args`` key (and lm-eval's ``--batch_size``, ``--max_batch_size``, ``--device``) this
     backend takes; any other is refused, so that no argument is silently ignored."""
 
+    @collection_paused()  # its first construction imports torch and transformers' model code: see harness
     def __init__(self, pretrained: str, max_length: int | None = None, max_gen_toks: int = 256,
                  threads: int | None = None, batch_size: int | str = "auto", cache_dir: str | None = None,
                  device: str = "cpu", dtype: str = "float32", max_batch_size: int | None = None,
