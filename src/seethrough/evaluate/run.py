@@ -352,7 +352,7 @@ def evaluate_model(target: Any, tasks: Sequence[str], *, include_path: str | Pat
     began = time.perf_counter()
     from .harness import collection_paused
 
-    with collection_paused():  # start-up: millions of new objects the collector need not scan as they come
+    with collection_paused():  # start-up: ~800,000 new objects the collector need not scan as they come
         import lm_eval
         import lm_eval.evaluator
 
