@@ -83,6 +83,11 @@ def test_the_report_has_a_section_for_each_artefact(built):
     report, _ = built
     assert report.sections == ["provenance", "datasheet", "training", "evaluation", "memorization", "membership",
                                "trace", "facts", "bias", "probe", "lens", "detect", "control", "fmti"]
+    keys = {n["key"] for n in report.numbers["numbers"]}
+    for key in ("evaluation.bias0.crows.crows_pairs_english.pct_stereotype", "evaluation.bias0.bbq.bbq.amb_bias",
+                "control.0.probes.0.accuracy_after", "control.0.cross_entropy.after", "lens.0.model_ce",
+                "membership.0.loss.auc", "memorization.0.step-60.extracted"):
+        assert key in keys, key
     assert len(report.numbers["fmti"]) == 32
     assert {i["status"] for i in report.numbers["fmti"]} <= {"auto", "user", "n/a"}
 
@@ -352,3 +357,19 @@ def test_an_eval_of_several_checkpoints_shows_the_last_and_the_metric_by_step(sh
     assert numbers["evaluation.eval0.by_checkpoint.show_mc/acc.8"]["value"] == 0.25
     assert numbers["evaluation.eval0.by_checkpoint.show_mc/acc.60"]["pointer"] == "/show_mc~1acc/60"
     assert 'aria-label="metric by checkpoint"' in report.html
+
+
+def test_without_an_index_the_datasheet_says_so_and_nothing_is_traced(show_inputs, tmp_path):
+    """The same corpus (same content hash) without its suffix arrays: no duplication, n-grams or trace."""
+    import shutil
+
+    from seethrough.show import build_report
+
+    bare = tmp_path / "corpus"
+    shutil.copytree(show_inputs.corpus, bare, ignore=shutil.ignore_patterns("table.*", "index.json", ".verified.json"))
+    report = build_report(show_inputs.run, corpus=bare)
+    assert "trace" not in report.sections and "No index is built for this corpus" in report.html
+    keys = {n["key"] for n in report.numbers["numbers"]}
+    assert "datasheet.length.max" in keys and not any(k.startswith("datasheet.duplication") for k in keys)
+    queryable = next(i for i in report.numbers["fmti"] if i["indicator"] == "Queryable external data access")
+    assert queryable["status"] == "user"

@@ -1,7 +1,7 @@
 """Inputs of the report and release tests (imported by test_report.py and test_release.py): a small
 corpus whose documents and metadata hold hostile HTML, its index, a 60-step tiny run, and results
 folders: eval, memorization and membership written by the real audits, and facts, bias, probe, lens,
-detect and erase files written here in their documented formats (docs/formats.md), small, with hostile
+detect, erase and CrowS-Pairs/BBQ summary files written here in their documented formats (docs/formats.md), small, with hostile
 strings where a page would show text."""
 
 from __future__ import annotations
@@ -128,6 +128,21 @@ def _hand_written(root: Path) -> dict[str, Path]:
         "width": 16, "layers": [1], "probes": [{"layer": 1, "split": IMG, "accuracy_before": 0.9, "accuracy_after": 0.5}],
         "edits": [], "cross_entropy": {"before": 2.125, "after": 2.25}, "notes": [IMG]}))
     out["control"] = control
+    crows = root / "crows"
+    crows.mkdir()
+    (crows / "bias_summary.json").write_text(json.dumps({
+        "crows_pairs": {"crows_pairs_english": {"items": 40, "pct_stereotype": {"value": 0.575, "ci": [0.42, 0.72]},
+                                                "likelihood_diff": {"value": 1.5, "ci": [1.1, 1.9]},
+                                                "no_preference": 0.5, "by_category": {}}},
+        "bbq": {"bbq": {"items": 60, "accuracy": {"value": 0.45, "ci": [0.33, 0.58]},
+                        "ambiguous": {"items": 30, "accuracy": {"value": 0.4, "ci": [0.23, 0.57]},
+                                      "bias_score": {"value": 0.1, "ci": [-0.05, 0.25]}},
+                        "disambiguated": {"items": 30, "accuracy": {"value": 0.5, "ci": [0.33, 0.67]},
+                                          "bias_score": {"value": 0.05, "ci": [-0.1, 0.2]}},
+                        "by_category": {}}},
+        "caveats": [SCRIPT], "intervals": {"method": "percentile bootstrap", "rounds": 1000, "seed": 0,
+                                           "level": 0.95}}))
+    out["crows"] = crows
     return out
 
 
