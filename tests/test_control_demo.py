@@ -38,6 +38,17 @@ def test_demo_control_step(tiny_run, world_corpus, tmp_path):
     vector = json.loads((tmp_path / "control" / "vector" / "summary.json").read_text())
     assert [r["p_matching"] for r in section["steer"]["curve"]] == [r["p_matching"] for r in vector["curve"]]
     assert [r["multiplier"] for r in section["steer"]["curve"]] == [-2, -1, 0, 1, 2]
+    # the shares are bias model's, measured on the plain checkpoint and with the eraser folder on
+    from dataclasses import replace
+
+    from seethrough.audit.bias import measure_model_bias
+
+    checkpoint, index = resolve_target(tiny_run).last, open_corpus(root / "corpus")
+    eraser = load_intervention(tmp_path / "control" / "eraser")
+    for key, chosen in (("before", checkpoint), ("after", replace(checkpoint, intervention=eraser))):
+        measured = {t["target"]: t["model"]["female"] for t in measure_model_bias(
+            chosen, index, plant.groups_file, plant.templates, threads=1).targets if t["axis"] == "gender"}
+        assert {r["occupation"]: r[key] for r in section["erase"]["female_shares"]} == pytest.approx(measured)
     lines = control_lines(section)
     assert lines[0].startswith("control, erase:") and any(line.startswith("control, steer") for line in lines)
     assert json.loads((tmp_path / "control" / "control.json").read_text()) == json.loads(json.dumps(section))

@@ -176,3 +176,26 @@ def test_memorization_membership_and_trace_run_erased_and_record_it(tiny_run, wo
     assert traced is not None and traced["intervention"] == expected
     got = invoke("trace", tiny_run, "--corpus", corpus, "--text", "a b", "--erase", tmp_path / "e")
     assert isinstance(got.exception, QueryError) and "--erase has no effect" in str(got.exception)
+
+
+def setup_data(world_corpus):
+    from seethrough.audit.probe import parse_probe_records
+
+    return parse_probe_records(city_statements(world_corpus[2], 12), "cities")
+
+
+def test_erase_reports_each_tasks_scores_before_and_after(setup, world_corpus):
+    from seethrough.audit.control import EraseSettings, erase_model
+    from seethrough.evaluate import evaluate_model
+    from seethrough.model import Checkpoint, load_intervention
+
+    model, tasks, eraser, _ = setup
+    loaded = load_intervention(eraser)
+    report = erase_model(Checkpoint(model), setup_data(world_corpus), EraseSettings(layers="1,2"), tasks=["vf_mc"], include_path=tasks,
+                         threads=1)
+    plain = {s.label: s.value for s in evaluate_model(Checkpoint(model), ["vf_mc"], include_path=tasks,
+                                                      threads=1).scores()}
+    erased = {s.label: s.value for s in evaluate_model(replace(Checkpoint(model), intervention=loaded), ["vf_mc"],
+                                                       include_path=tasks, threads=1).scores()}
+    assert {r["metric"]: r["before"] for r in report.evals["scores"]} == plain
+    assert {r["metric"]: r["after"] for r in report.evals["scores"]} == erased
