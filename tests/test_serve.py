@@ -384,3 +384,40 @@ def test_the_queue_is_bounded():
                                               "again shortly"]
     assert "c runs" in events
     assert events[-1].startswith("late refused: the server is busy: no query slot came free within 0.05 s")
+
+
+# ---- the command and the demo's lines ---------------------------------------------------------------
+def test_the_command_serves_and_says_where(world, tmp_path):
+    """`seethrough serve --port 0 --json` listens, says where, answers as the library, and refuses a
+    taken port and flags without --run with one line."""
+    import httpx
+
+    corpus, index, _, _ = world
+    server = subprocess.Popen([sys.executable, "-m", "seethrough", "serve", str(corpus), "--port", "0", "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = json.loads(server.stdout.readline())
+        assert ready["url"] == f"http://127.0.0.1:{ready['port']}/" and ready["documents"] == index.num_documents
+        with httpx.Client(base_url=ready["url"]) as client:
+            assert client.get("/api/count", params={"q": "the"}).json()["count"] == index.count("the")
+            assert client.get("/").text.startswith("<!doctype html>")
+            assert client.get("/static/app.js").status_code == 200
+        taken = subprocess.run([sys.executable, "-m", "seethrough", "serve", str(corpus), "--port", str(ready["port"])],
+                               capture_output=True, text=True, timeout=120)
+        assert taken.returncode == 2 and "is in use" in taken.stderr and "Traceback" not in taken.stderr
+    finally:
+        server.terminate()
+        server.wait(30)
+    alone = subprocess.run([sys.executable, "-m", "seethrough", "serve", str(corpus), "--device", "cpu"],
+                           capture_output=True, text=True, timeout=120)
+    assert alone.returncode == 2 and "--device has no effect with no --run" in alone.stderr
+
+
+def test_demo_lines(world, tiny_run):
+    from seethrough.serve.demo_step import demo_serve_lines, serve_command
+
+    corpus, index, token_docs, _ = world
+    lines = demo_serve_lines(corpus, tiny_run, index)
+    assert lines[0] == f"explore the data in a browser: seethrough serve {corpus} --run {tiny_run}"
+    assert f"occurs {index.count(token_docs[0][:8]):,} time(s)" in lines[1]
+    assert serve_command("my corpus", port=9000) == "seethrough serve 'my corpus' --port 9000"
