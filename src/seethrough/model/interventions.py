@@ -387,7 +387,10 @@ def block_output_states(model: Any, rows: Sequence[Sequence[int]], layers: Seque
                                      None if positions is None else [positions[i] for i in unique], batch_size)
         where = {keys[i]: j for j, i in enumerate(unique)}
         return states[[where[key] for key in keys]]
+    from .loading import forward_arguments
+
     device = model_device(model)
+    _, last_logits_only = forward_arguments(model)  # the vocabulary projection of the last position only
     captured: dict[int, Any] = {}
 
     def catcher(layer: int) -> Any:
@@ -402,7 +405,7 @@ def block_output_states(model: Any, rows: Sequence[Sequence[int]], layers: Seque
         with torch.inference_mode():
             for group in batches_by_length(rows, batch_size):
                 ids = torch.tensor([list(rows[i]) for i in group], dtype=torch.long, device=device)
-                model(input_ids=ids, use_cache=False)
+                model(input_ids=ids, use_cache=False, **last_logits_only)
                 at = torch.tensor([-1 if positions is None else positions[i] for i in group], device=device)
                 picked = torch.stack([captured[layer][torch.arange(len(group), device=device), at]
                                       for layer in layers], dim=1).float().cpu()
