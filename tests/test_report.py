@@ -85,7 +85,8 @@ def test_the_report_has_a_section_for_each_artefact(built):
                                "trace", "facts", "bias", "probe", "lens", "detect", "control", "fmti"]
     keys = {n["key"] for n in report.numbers["numbers"]}
     for key in ("evaluation.bias0.crows.crows_pairs_english.pct_stereotype", "evaluation.bias0.bbq.bbq.amb_bias",
-                "control.0.probes.0.accuracy_after", "control.0.cross_entropy.after", "lens.0.model_ce",
+                "control.0.probes.0.after/accuracy", "control.0.cross_entropy.after",
+                "control.0.probes.0.before/accuracy_ci.low", "control.0.evals.scores.0.after", "lens.0.model_ce",
                 "membership.0.loss.auc", "memorization.0.step-60.extracted"):
         assert key in keys, key
     assert len(report.numbers["fmti"]) == 32

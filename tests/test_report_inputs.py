@@ -125,8 +125,15 @@ def _hand_written(root: Path) -> dict[str, Path]:
     control.mkdir()
     (control / "summary.json").write_text(json.dumps({
         "kind": "erase", "model": {"path": SCRIPT, "step": 60, "weights_sha256": "0" * 64}, "method": "leace",
-        "width": 16, "layers": [1], "probes": [{"layer": 1, "split": IMG, "accuracy_before": 0.9, "accuracy_after": 0.5}],
-        "edits": [], "cross_entropy": {"before": 2.125, "after": 2.25}, "notes": [IMG]}))
+        "width": 16, "layers": [1], "path": str(control), "sha256": "1" * 64, "seconds": 1.5,
+        "probes": [{"layer": 1, "split": IMG,
+                    "before": {"accuracy": 0.9, "accuracy_ci": [0.8, 0.95], "items": 40, "majority_rate": 0.5},
+                    "after": {"accuracy": 0.5, "accuracy_ci": [0.35, 0.65], "items": 40, "majority_rate": 0.5}}],
+        "edits": [{"layer": 1, "mean_edit_norm": 0.5, "mean_state_norm": 4.0, "relative": 0.125, "rank": 1}],
+        "cross_entropy": {"tokens": 512, "windows": 8, "before": 2.125, "after": 2.25, "change": 0.125},
+        "bias": None, "evals": {"tasks": ["t"], "scores": [{"task": SCRIPT, "metric": "acc", "before": 0.5,
+                                                              "after": 0.25}]},
+        "notes": [IMG]}))
     out["control"] = control
     crows = root / "crows"
     crows.mkdir()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 DEMO_FOLDERS = ("eval", "memorization", "membership", "facts", "bias/data", "bias/model", "probe", "lens", "detect",
-                "control/erase", "control/steer", "control")
+                "control/eraser", "control/vector")
 """Where the demo's audits write, in report order; each one present and recognised is included."""
 
 

@@ -879,37 +879,59 @@ def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
 
-def _generic_tables(n: Numbers, source: SourceFile, value: dict[str, Any], key: str, skip: tuple[str, ...] = ()
-                    ) -> list[Html]:
-    """Every table-like field of a summary: a list of flat records as a table (up to 60 rows), a record of
-    scalars as a list; numbers recorded at their pointers, text escaped."""
+def _flat(record: dict[str, Any], where: str, label: str = "", depth: int = 0) -> list[tuple[str, str, Any]]:
+    """(column, pointer, value) of a record's scalars and [low, high] pairs, nested records flattened
+    (``before/accuracy``) up to two levels."""
+    out: list[tuple[str, str, Any]] = []
+    for key, value in record.items():
+        column, at = f"{label}{key}", f"{where}{ptr(key)}"
+        if _scalar(value):
+            out.append((column, at, value))
+        elif (isinstance(value, list) and len(value) == 2
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            out.append((column, at, value))
+        elif isinstance(value, dict) and depth < 2:
+            out += _flat(value, at, f"{column}/", depth + 1)
+    return out
+
+
+def _shown(n: Numbers, key: str, source: SourceFile, where: str, value: Any) -> Html:
+    if isinstance(value, list):
+        return _ci(n, key, source, where)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return n.show(key, source, where)
+    return esc("" if value is None else format_value(value))
+
+
+def _generic_tables(n: Numbers, source: SourceFile, value: dict[str, Any], key: str, skip: tuple[str, ...] = (),
+                    where: str = "", title: str = "", depth: int = 0) -> list[Html]:
+    """Every field of a summary, shown: scalars as a list, a list of records as a table (up to 60 rows,
+    nested records flattened into columns), a record of records recursively; numbers recorded at their
+    pointers, text escaped."""
     parts: list[Html] = []
+    scalars = []
     for name, field_value in value.items():
         if name in skip:
             continue
-        where = ptr(name)
-        if isinstance(field_value, list) and field_value and all(isinstance(r, dict) for r in field_value):
-            columns = [c for c in dict.fromkeys(k for r in field_value for k in r) if
-                       all(_scalar(r.get(c)) for r in field_value)]
+        at, label = f"{where}{ptr(name)}", f"{title}{name}".replace("_", " ")
+        number_key = f"{key}.{name}"
+        if field_value is None:
+            continue
+        if _scalar(field_value) and not isinstance(field_value, str):
+            scalars.append((label, _shown(n, number_key, source, at, field_value)))
+        elif isinstance(field_value, list) and field_value and all(isinstance(r, dict) for r in field_value):
+            flats = [_flat(r, f"{at}/{j}") for j, r in enumerate(field_value[:60])]
+            columns = list(dict.fromkeys(c for f in flats for c, _, _ in f))
             rows = []
-            for j, row in enumerate(field_value[:60]):
-                cells = []
-                for c in columns:
-                    v = row.get(c)
-                    if isinstance(v, (int, float)) and not isinstance(v, bool):
-                        cells.append(n.show(f"{key}.{name}.{j}.{c}", source, f"{where}/{j}/{escape_key(c)}"))
-                    else:
-                        cells.append(esc(format_value(v) if v is not None else ""))
-                rows.append(cells)
+            for j, flat in enumerate(flats):
+                cells = {c: _shown(n, f"{number_key}.{j}.{c}", source, p, v) for c, p, v in flat}
+                rows.append([cells.get(c, esc("")) for c in columns])
             if columns:
-                parts.append(table(columns, rows, caption=name.replace("_", " ")))
-        elif isinstance(field_value, dict) and field_value and all(_scalar(v) for v in field_value.values()):
-            items = []
-            for c, v in field_value.items():
-                shown = (n.show(f"{key}.{name}.{c}", source, f"{where}/{escape_key(c)}")
-                         if isinstance(v, (int, float)) and not isinstance(v, bool) else esc(format_value(v)))
-                items.append((f"{name.replace('_', ' ')}: {c}", shown))
-            parts.append(facts_list(items))
+                parts.append(table(columns, rows, caption=label))
+        elif isinstance(field_value, dict) and field_value and depth < 2:
+            parts += _generic_tables(n, source, field_value, number_key, (), at, f"{label} / ", depth + 1)
+    if scalars:
+        parts.insert(0, facts_list(scalars))
     return parts
 
 
@@ -935,7 +957,8 @@ def control(art: Any) -> Section | None:
             parts.append(para("Model ", esc(model.get("path")), ", step ", esc(str(model.get("step"))),
                               ", weights sha256 ", Html('<span class="hash">'), esc(model.get("weights_sha256")),
                               Html("</span>")))
-        parts += _generic_tables(n, cj, value, str(fi), skip=("model", "notes", "settings"))
+        parts += _generic_tables(n, cj, value, str(fi), skip=("model", "notes", "settings", "sha256", "path",
+                                                              "formula", "layer_meaning", "data"))
         notes = value.get("notes") or []
         if notes:
             parts.append(para(esc("Notes: " + " ".join(map(str, notes)))))

@@ -131,6 +131,8 @@ def line_chart(series: Sequence[tuple[str, Sequence[float], Sequence[float | Non
         x_low, x_high = x_ticks[0], x_ticks[-1] if x_ticks[-1] > x_ticks[0] else x_ticks[0] * 10
     else:
         x_ticks = nice_ticks(x_low, x_high)
+        if all(float(x).is_integer() for x in xs_all):  # layers, steps: no tick between two integers
+            x_ticks = [t for t in x_ticks if float(t).is_integer()] or x_ticks
         x_low, x_high = x_ticks[0], x_ticks[-1]
     frame = _Frame(width, height, (x_low, x_high), (y_low, y_high), log_x)
     legend = len(series) > 1 or bool(series and series[0][0])
