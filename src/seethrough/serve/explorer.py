@@ -234,7 +234,8 @@ class Explorer:
     def _encode(self, query: Any, allow_empty: bool = False) -> np.ndarray:
         if isinstance(query, str):
             self._check_chars(query)
-        ids = self.index._encode(query, allow_empty) if allow_empty else self.index.encode(query)
+        empty = allow_empty and (isinstance(query, str) and not query or isinstance(query, list) and not query)
+        ids = np.zeros(0, dtype=np.int64) if empty else self.index.encode(query)
         if len(ids) > self.limits.max_query_tokens:
             raise QueryError(f"the query has {len(ids)} tokens, over this server's limit of "
                              f"{self.limits.max_query_tokens}; shorten it")
