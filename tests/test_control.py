@@ -531,3 +531,21 @@ def test_erase_steer_and_generate_commands(tiny_run, world_corpus, tmp_path):
     assert "--seq-len has no effect" in refused("erase", str(tiny_run), "--data", str(data), "--layers", "1",
                                                 "--seq-len", "8")
     assert folder_digest(tiny_run) == before
+
+
+def test_a_checkpoint_with_an_eraser_stays_hashable_and_picklable(tiny, fitted):
+    import pickle
+
+    from seethrough.model import load_model
+
+    checkpoint, plain, tokenizer = tiny
+    with_eraser = replace(checkpoint, intervention=_load(fitted[2]))
+    assert hash(with_eraser) != hash(checkpoint) and with_eraser != checkpoint
+    assert hash(replace(checkpoint, intervention=None)) == hash(checkpoint)
+    copy = pickle.loads(pickle.dumps(with_eraser))  # what a Ray task receives
+    assert copy == with_eraser and copy.to_dict()["intervention"] == with_eraser.intervention.to_dict()
+    ids = torch.tensor([tokenizer("x was born in", add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        assert torch.equal(load_model(copy, threads=1)(input_ids=ids).logits,
+                           load_model(with_eraser, threads=1)(input_ids=ids).logits)
+    assert "intervention" not in checkpoint.to_dict()
