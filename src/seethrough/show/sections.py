@@ -148,12 +148,11 @@ def provenance(art: Any) -> Section:
             f'{n.show("device", rm, "/hardware/device")}, {n.show("processes", rm, "/hardware/processes")} '
             f'process(es), {n.show("threads", rm, "/hardware/threads")} thread(s), torch '
             f'{n.show("torch", rm, "/hardware/torch")}')))
-    spec = rm.value["data_order"]["spec"]
     rows.append(("data order", Html(
         f'version {n.show("order_version", rm, "/data_order/spec/version")}, seed '
         f'{n.show("order_seed", rm, "/data_order/spec/seed")}, seq_len {n.show("seq_len", rm, "/data_order/spec/seq_len")}'
         f', batch {n.show("batch_size", rm, "/data_order/spec/batch_size")}, end-of-document id '
-        f'{n.show("eod_id", rm, "/data_order/spec/eod_id")} ({len(spec)} fields; definition in docs/formats.md)')))
+        f'{n.show("eod_id", rm, "/data_order/spec/eod_id")} (definition: docs/formats.md, "Data order")')))
     for i, folder in enumerate(art.folders("eval")):
         path = folder / "results.json"
         if path.is_file():
@@ -957,6 +956,17 @@ def control(art: Any) -> Section | None:
             parts.append(para("Model ", esc(model.get("path")), ", step ", esc(str(model.get("step"))),
                               ", weights sha256 ", Html('<span class="hash">'), esc(model.get("weights_sha256")),
                               Html("</span>")))
+        curve = value.get("curve") if kind == "steer" else None
+        if isinstance(curve, list) and curve and all(isinstance(r, dict) for r in curve):
+            by_layer: dict[str, tuple[list[float], list[float]]] = {}
+            for row in curve:  # the same values as the curve table below, where they are recorded
+                xs, ys = by_layer.setdefault(f"layer {row.get('layer')}", ([], []))
+                xs.append(row.get("multiplier"))
+                ys.append(row.get("p_matching"))
+            parts.append(figure(line_chart([(k, xs, ys) for k, (xs, ys) in by_layer.items()], "steering curve",
+                                           "multiplier", "P(matching answer)", y_range=(0.0, 1.0), reference=0.5),
+                                "Mean probability of the matching answer on held-out pairs against the steering "
+                                "multiplier (0: the model as trained)."))
         parts += _generic_tables(n, cj, value, str(fi), skip=("model", "notes", "settings", "sha256", "path",
                                                               "formula", "layer_meaning", "data"))
         notes = value.get("notes") or []
