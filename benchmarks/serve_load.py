@@ -145,9 +145,13 @@ async def load(base: str, jobs: list[tuple[str, str, dict]], concurrency: int) -
         async def one(label: str, method: str, args: dict) -> tuple[str, int, float]:
             async with gate:
                 started = time.perf_counter()
-                response = await client.request(method, **args)
-                await response.aread()
-                return label, response.status_code, (time.perf_counter() - started) * 1000
+                try:
+                    response = await client.request(method, **args)
+                    await response.aread()
+                    status = response.status_code
+                except httpx.TransportError:  # counted as an error (status 0), not fatal to the run
+                    status = 0
+                return label, status, (time.perf_counter() - started) * 1000
 
         return await asyncio.wait_for(asyncio.gather(*(one(*job) for job in jobs)), timeout=1800)
 

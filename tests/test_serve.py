@@ -312,6 +312,8 @@ def test_oversized_requests_are_refused(plain):
 
     assert "bytes" in refused(plain.post("/api/trace", content=chunks(), headers={"content-type": "application/json"}),
                               413)
+    huge = b" " * (3 << 20)  # past what is read through: refused from its Content-Length alone
+    assert "bytes" in refused(plain.post("/api/trace", content=huge, headers={"content-type": "application/json"}), 413)
     assert "characters" in refused(plain.get("/api/count", params={"q": "the " * 600}), 422)
     assert f"limit of {limits.max_query_tokens}" in refused(plain.get("/api/count", params={"ids": ",".join(["1"] * 501)}),
                                                             422)
@@ -402,6 +404,10 @@ def test_the_command_serves_and_says_where(world, tmp_path):
             assert client.get("/api/count", params={"q": "the"}).json()["count"] == index.count("the")
             assert client.get("/").text.startswith("<!doctype html>")
             assert client.get("/static/app.js").status_code == 200
+            for _ in range(3):  # over a real socket, a client still sending an oversized body reads the 413
+                big = client.post("/api/trace", json={"text": "the " * 20_000})
+                assert big.status_code == 413 and "bytes" in big.json()["error"]
+            assert client.get("/api/count", params={"q": "the"}).status_code == 200
         taken = subprocess.run([sys.executable, "-m", "seethrough", "serve", str(corpus), "--port", str(ready["port"])],
                                capture_output=True, text=True, timeout=120)
         assert taken.returncode == 2 and "is in use" in taken.stderr and "Traceback" not in taken.stderr

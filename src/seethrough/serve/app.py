@@ -149,6 +149,12 @@ def _host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
+DRAIN_BYTES = 1 << 20
+"""An oversized body up to this size is read (and dropped) before the 413, so that a client still
+sending it reads the answer instead of a connection reset (httpx did, measured); a larger one, or
+a Content-Length saying so, is answered at once."""
+
+
 class Guard:
     """ASGI middleware: the Host check, the body cap (counted as it arrives) and the page's security headers."""
 
@@ -165,7 +171,7 @@ class Guard:
             return await error_answer(400, f"Host header {shown!r} is not this server's; open the page at the "
                                            "address the server printed (127.0.0.1 or localhost)")(scope, receive, send)
         length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+        if length is not None and (not length.isdigit() or int(length) > DRAIN_BYTES):
             return await self._too_large(scope, receive, send)
         if scope["method"] in ("POST", "PUT", "PATCH"):  # read the body here, counting chunked bodies too
             chunks, size = [], 0
@@ -173,12 +179,15 @@ class Guard:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     return
-                chunks.append(message.get("body", b""))
-                size += len(chunks[-1])
-                if size > self.max_body:
+                size += len(message.get("body", b""))
+                if size <= self.max_body:
+                    chunks.append(message.get("body", b""))
+                elif size > DRAIN_BYTES:  # too much to read through: answer now (the client may see a reset)
                     return await self._too_large(scope, receive, send)
                 if not message.get("more_body", False):
                     break
+            if size > self.max_body:  # read to its end, so the client sees the 413 and not a reset connection
+                return await self._too_large(scope, receive, send)
             body, replayed = b"".join(chunks), False
 
             async def receive() -> dict:  # noqa: F811 - the inner app reads the body already read
