@@ -5,8 +5,8 @@ index, check the index against the planted truth and brute force, train a small 
 CPU with a replayable data order, replay a batch, then audit the model: greedy extraction of
 canaries by duplication count, membership signals, a traced generation, facts (stated, derived or
 guessed, against a control group), the planted bias in the data and the model, probes of hidden
-states in ordinary and quirky contexts, AI-text detectors on the model's own text, and the world's
-lm-eval tasks. Everything lands in ``OUT/``: ``world/``, ``corpus/``, ``run/``, one folder per audit,
+states in ordinary and quirky contexts, AI-text detectors on the model's own text, the planted gender
+concept erased and steered (and what that costs), and the world's lm-eval tasks. Everything lands in ``OUT/``: ``world/``, ``corpus/``, ``run/``, one folder per audit,
 ``summary.json`` and ``summary.txt``.
 """
 
@@ -24,6 +24,7 @@ import numpy as np
 from .._files import atomic_write_bytes, atomic_write_json
 from ..errors import SeethroughError
 from .bias_world import bias_lines, demo_bias
+from .control_step import control_lines, demo_control
 from .detect_step import demo_detect, detect_lines
 from .quirk_world import demo_probes, probe_lines
 from .world import generate_world, write_world
@@ -61,7 +62,8 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: i
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / "summary.json").exists() and not (out / "world").exists():
         raise SeethroughError(f"{out} exists and does not hold a demo; choose another --out")
-    for part in ("world", "corpus", "run", "eval", "memorization", "membership", "facts", "bias", "probe", "detect"):
+    for part in ("world", "corpus", "run", "eval", "memorization", "membership", "facts", "bias", "probe", "detect",
+                 "control"):
         shutil.rmtree(out / part, ignore_errors=True)
     seconds: dict[str, float] = {}
 
@@ -115,6 +117,8 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: i
                                        threads))
     detection = timed("detect", "testing AI-text detectors on the model's own text",
                       lambda: demo_detect(truth, corpus, final, out / "detect", threads))
+    control = timed("control", "erasing and steering the planted gender concept",
+                    lambda: demo_control(corpus, final, world.bias, out / "control", threads))
     evaluation = timed("eval", "evaluating (lm-eval tasks)", lambda: _evaluation(world, run, corpus, out, threads))
     seen = _seen_example(run, truth)
 
@@ -139,6 +143,7 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: i
         "bias": bias,
         "probe": probes,
         "detect": detection,
+        "control": control,
         "eval": evaluation,
         "seen": seen,
         "seconds": seconds,
@@ -349,7 +354,7 @@ def _readable(s: dict[str, Any]) -> str:
                      f" in documents {tr['documents'][:5]}{'...' if len(tr['documents']) > 5 else ''}; all of them copies "
                      f"of the canary: {tr['documents_are_the_canary_copies']}")
     lines += _facts_table(s["facts"])
-    lines += bias_lines(s["bias"]) + probe_lines(s["probe"]) + detect_lines(s["detect"])
+    lines += bias_lines(s["bias"]) + probe_lines(s["probe"]) + detect_lines(s["detect"]) + control_lines(s["control"])
     for task, row in s["eval"]["tasks"].items():
         metric = "acc" if "acc" in row else "exact_match"
         clean = row["clean"].get(metric)
