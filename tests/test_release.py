@@ -81,9 +81,10 @@ def test_the_cards_parse_offline_with_their_fields_and_the_model_index_is_result
     assert data["license"] == "other" and data["license_name"]
     assert data["language"] == ["en"] and data["library_name"] == "transformers"
     assert "seethrough" in data["tags"] and data["datasets"] == ["corpus"]
-    assert data["seethrough"]["weights_sha256"] == run_manifest["checkpoints"][-1]["sha256"]
+    assert data["seethrough"]["model_safetensors_sha256"] == run_manifest["checkpoints"][-1]["sha256"]
     assert data["seethrough"]["data_order"] == run_manifest["data_order"]["spec"]
     results = json.loads((show_inputs.eval / "results.json").read_text())
+    assert data["seethrough"]["weights_sha256"] == results["seethrough"]["model"]["weights_sha256"]
     expected = {(task, key.split(",")[0], None): value for task, metrics in results["results"].items()
                 for key, value in metrics.items() if "," in key and "_stderr" not in key}
     expected |= {(task, metric, "clean"): value for task, c in results["seethrough"]["contamination"].items()
@@ -107,7 +108,7 @@ def test_the_cards_parse_offline_with_their_fields_and_the_model_index_is_result
 def test_a_chosen_checkpoint_is_released_and_a_missing_one_refused(show_inputs, tmp_path):
     from safetensors.numpy import load_file
 
-    from seethrough.errors import ModelError
+    from seethrough.errors import ConfigError, ModelError
     from seethrough.show import build_release
 
     run_manifest = json.loads((show_inputs.run / "run.json").read_text())
@@ -119,6 +120,11 @@ def test_a_chosen_checkpoint_is_released_and_a_missing_one_refused(show_inputs, 
     with pytest.raises(ModelError, match="no checkpoint at that step"):
         build_release(show_inputs.run, checkpoint=3, out=tmp_path / "c", report=False)
     assert not (tmp_path / "c").exists()
+    # the evaluation is of the last checkpoint: its model index may not be credited to an earlier one
+    with pytest.raises(ConfigError, match="evaluated other weights"):
+        build_release(show_inputs.run, results=[show_inputs.eval], checkpoint=early["step"], out=tmp_path / "d",
+                      report=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
 
 
 def test_an_existing_folder_is_replaced_only_when_it_is_a_bundle(show_inputs, tmp_path):

@@ -93,8 +93,9 @@ def _md_escape(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def model_card(art: Any, step: int, weights_sha256: str, name: str, dataset_id: str, language: list[str],
-               license: str, license_name: str | None, eval_results: list[tuple[str, dict[str, Any]]]) -> str:
+def model_card(art: Any, step: int, file_sha256: str, weights_sha256: str, name: str, dataset_id: str,
+               language: list[str], license: str, license_name: str | None,
+               eval_results: list[tuple[str, dict[str, Any]]]) -> str:
     from huggingface_hub import ModelCardData
 
     rm = art.run_manifest().value
@@ -103,6 +104,7 @@ def model_card(art: Any, step: int, weights_sha256: str, name: str, dataset_id: 
     index = [r for _, results in eval_results for r in model_index_results(results)]
     extra: dict[str, Any] = {"seethrough": {
         "code_version": rm.get("code_version"), "checkpoint_step": step, "weights_sha256": weights_sha256,
+        "model_safetensors_sha256": file_sha256,
         "corpus_hash": cm.get("corpus_hash"), "tokenizer_sha256": cm.get("tokenizer", {}).get("sha256"),
         "data_order": rm["data_order"]["spec"]}}
     if license == "other" and license_name:
@@ -126,7 +128,9 @@ def model_card(art: Any, step: int, weights_sha256: str, name: str, dataset_id: 
              f"| layers | {config.get('num_hidden_layers')} |", f"| hidden size | {config.get('hidden_size')} |",
              f"| attention heads | {config.get('num_attention_heads')} |", f"| vocabulary | {config.get('vocab_size')} |",
              f"| context used in training | {rm['data_order']['spec']['seq_len']} tokens |",
-             f"| weights sha256 | `{weights_sha256}` |", f"| seethrough | {_md_escape(rm.get('code_version'))} |", "",
+             f"| model.safetensors sha256 | `{file_sha256}` |",
+             f"| weights hash (as evaluations record it) | `{weights_sha256}` |",
+             f"| seethrough | {_md_escape(rm.get('code_version'))} |", "",
              "## How to use", "", "```python",
              "from transformers import AutoModelForCausalLM, AutoTokenizer",
              'model = AutoModelForCausalLM.from_pretrained(".")   # this folder', 'tokenizer = AutoTokenizer.from_pretrained(".")',
@@ -222,6 +226,28 @@ def dataset_card(art: Any, dataset_id: str, language: list[str], license: str, l
     return _card_text(data.to_yaml(), "\n".join(lines))
 
 
+def _released_evaluations(art: Any, step: int, weights: str) -> list[tuple[Path, Path]]:
+    """(folder, results.json) of each eval folder given, for the released checkpoint: the folder's own
+    results.json, or its ``step-N/results.json`` when it evaluated several checkpoints. An evaluation of
+    other weights is refused: the model card's model-index would credit them to these."""
+    out = []
+    for folder in art.folders("eval"):
+        path = folder / "results.json"
+        if not path.is_file():
+            path = folder / f"step-{step}" / "results.json"
+            if not path.is_file():
+                raise ConfigError(f"--results {folder} evaluated several checkpoints but not step {step}, the one "
+                                  "released; evaluate it too (seethrough eval --checkpoints) or release one it has")
+        model = art.sources.json(path).value.get("seethrough", {}).get("model", {})
+        if model.get("weights_sha256") != weights:
+            raise ConfigError(f"--results {folder} evaluated other weights (step {model.get('checkpoint_step')}, "
+                              f"weights sha256 {str(model.get('weights_sha256'))[:12]}) than the released step {step} "
+                              f"({weights[:12]}); pass an evaluation of the released checkpoint, or --checkpoint its "
+                              "step")
+        out.append((folder, path))
+    return out
+
+
 def _is_bundle(folder: Path) -> bool:
     return (folder / MARKER).is_file() and (folder / SUMS).is_file()
 
@@ -278,14 +304,14 @@ def build_release(run: str | Path, corpus: str | Path | None = None, results: Se
     if weights != recorded["sha256"]:
         raise ModelError(f"checkpoint {source} does not match the weights hash its run recorded; it was damaged or "
                          "replaced: restore it from a copy or retrain that step")
+    from ..model.weights import weights_sha256
+
+    weights_hash = weights_sha256(source)  # the hash results and caches record (over the folder's weight files)
     name = _slug(run_path.resolve().name)
     dataset_id = _slug(art.corpus_path.resolve().name)
     language = list(language)
-    eval_results = []
-    for folder in art.folders("eval"):
-        path = folder / "results.json"
-        if path.is_file():
-            eval_results.append((_slug(Path(folder).resolve().name), art.sources.json(path).value))
+    eval_results = [(_slug(Path(folder).resolve().name), art.sources.json(path).value)
+                    for folder, path in _released_evaluations(art, step, weights_hash)]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
@@ -305,16 +331,15 @@ def build_release(run: str | Path, corpus: str | Path | None = None, results: Se
         atomic_write_bytes(tmp / "dataset" / "README.md",
                            dataset_card(art, dataset_id, language, license, license_name).encode("utf-8"))
         used: set[str] = set()
-        for folder in art.folders("eval"):
-            if (folder / "results.json").is_file():
-                label = _slug(Path(folder).resolve().name)
-                while label in used:
-                    label += "-1"
-                used.add(label)
-                (tmp / "eval" / label).mkdir(parents=True)
-                shutil.copyfile(folder / "results.json", tmp / "eval" / label / "results.json")
-        atomic_write_bytes(tmp / "README.md", model_card(art, step, weights, name, dataset_id, language, license,
-                                                         license_name, eval_results).encode("utf-8"))
+        for folder, path in _released_evaluations(art, step, weights_hash):
+            label = _slug(Path(folder).resolve().name)
+            while label in used:
+                label += "-1"
+            used.add(label)
+            (tmp / "eval" / label).mkdir(parents=True)
+            shutil.copyfile(path, tmp / "eval" / label / "results.json")
+        atomic_write_bytes(tmp / "README.md", model_card(art, step, weights, weights_hash, name, dataset_id, language,
+                                                         license, license_name, eval_results).encode("utf-8"))
         if report:
             write_report(build_report(run_path, corpus, results, trace=trace, checkpoint=step, threads=threads),
                          tmp / "report")
