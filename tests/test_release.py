@@ -152,3 +152,21 @@ def test_the_command_writes_a_bundle(show_inputs, tmp_path):
     summary = json.loads(result.stdout)
     assert summary["bundle"] == str(tmp_path / "b") and summary["files"] >= 10
     assert (Path(summary["bundle"]) / "report" / "index.html").is_file()
+
+
+def test_hostile_names_reach_the_cards_as_text(show_inputs, tmp_path):
+    """A task named like a script tag: the card's YAML keeps it as a string, its table escapes it."""
+    from huggingface_hub import ModelCard
+
+    from seethrough.show import build_release
+    from test_report_inputs import SCRIPT
+
+    folder = tmp_path / "eval"
+    shutil.copytree(show_inputs.eval, folder)
+    record = json.loads((folder / "results.json").read_text())
+    record["results"][SCRIPT] = record["results"].pop("show_mc")
+    (folder / "results.json").write_text(json.dumps(record))
+    release = build_release(show_inputs.run, results=[folder], out=tmp_path / "b", report=False)
+    card = ModelCard.load(release.path / "README.md")
+    assert "<script" not in card.text and "&lt;script&gt;" in card.text
+    assert {r.dataset_type for r in card.data.eval_results} == {SCRIPT}

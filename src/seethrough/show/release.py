@@ -90,7 +90,10 @@ def _card_text(yaml_text: str, body: str) -> str:
 
 
 def _md_escape(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Text for a Markdown table cell: no raw HTML (a renderer would run it), no cell or line break."""
+    from html import escape
+
+    return escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def model_card(art: Any, step: int, file_sha256: str, weights_sha256: str, name: str, dataset_id: str,
@@ -215,7 +218,7 @@ def dataset_card(art: Any, dataset_id: str, language: list[str], license: str, l
         lines += ["", "| metadata field | documents with it (of those read) |", "|---|---|"]
         lines += [f"| {_md_escape(k)} | {v:,} of {len(meta.documents):,} |" for k, v in meta.fields.items()]
     lines += ["", "## Creation", "",
-              f"Built by `seethrough corpus build` with {json.dumps(cm.get('config', {}))}; "
+              f"Built by `seethrough corpus build` with {_md_escape(json.dumps(cm.get('config', {})))}; "
               f"{counts.get('skipped_lines', 0)} unreadable input lines skipped. No filtering, deduplication or "
               "augmentation is applied by seethrough.", "",
               "## Bias, risks and limitations", "",
