@@ -8,6 +8,7 @@ every request) and ``report.json`` with every number the page shows and the sha2
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -126,4 +127,6 @@ def write_report(report: Report, out: str | Path) -> Path:
     text = json.dumps(report.numbers, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
     atomic_write_bytes(out / "report.json", text.encode("utf-8"))
     atomic_write_bytes(out / "index.html", report.html.encode("utf-8"))
+    for name in REPORT_FILES:  # temporary files are created private; a report is for reading
+        os.chmod(out / name, 0o644)
     return out
