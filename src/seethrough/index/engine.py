@@ -393,16 +393,21 @@ class _ShardIndex:
         for size in clause_sizes:
             found = [self._positions(int(ranges[0, t + i]), int(ranges[1, t + i])) for i in range(size)]
             t += size
-            starts_by_clause.append(np.unique(np.concatenate(found)))
+            check_deadline()  # under a deadline, between each of the steps below (each one pass over positions)
+            starts_by_clause.append(_sorted_unique(np.concatenate(found)))
+        check_deadline()
         anchors = starts_by_clause[0]
         doc = np.searchsorted(self.doc_starts, anchors, side="right") - 1
         lo_pos = np.maximum(anchors - window, self.doc_starts[doc] + 1)
         hi_pos = np.minimum(anchors + window, self.doc_ends[doc] - 1)
         keep = np.ones(len(anchors), dtype=bool)
         for other in starts_by_clause[1:]:
+            check_deadline()
             keep &= np.searchsorted(other, lo_pos, side="left") < np.searchsorted(other, hi_pos, side="right")
         hits = anchors[keep]
-        return len(hits), len(np.unique(doc[keep])), hits[:limit]
+        kept_docs = doc[keep]  # sorted, as the anchors are: its distinct values are where it changes
+        documents = int(len(kept_docs) and 1 + np.count_nonzero(kept_docs[1:] != kept_docs[:-1]))
+        return len(hits), documents, hits[:limit]
 
     def _positions(self, lo: int, hi: int) -> np.ndarray:
         """Token positions of ranks [lo, hi) in table order; under a deadline, a chunk at a time."""
@@ -444,6 +449,15 @@ class _ShardIndex:
             if end <= len(tokens) and np.array_equal(tokens[pos:end].astype(np.int64), term):
                 best = max(best, len(term))
         return best
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` by a sort and a comparison of neighbours: numpy 2.4's ``np.unique`` took 13.4 s
+    on 9M int64 positions where this takes 0.25 s (measured; its hash-based path is slow here)."""
+    ordered = np.sort(values)
+    if len(ordered) < 2:
+        return ordered
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
 
 
 def _takes_in_order(counts: np.ndarray, limit: int) -> np.ndarray:

@@ -58,16 +58,17 @@ class Explorer:
         self._device, self._threads = device, threads
         self._auditor: Any = None
         self._model_lock = threading.Lock()
+        self._decoded: dict[int, str] = {}
 
     def warm_up(self) -> None:
         """Run each kind of query once on one token, so that the compiled kernels are loaded before the
         first request (their first use costs up to a second, which would eat into its deadline)."""
-        first = next((s.tokens[1:2] for s in self.index.corpus.shards if s.positions > 1), None)
-        if first is None or int(first[0]) >= self.index.corpus.vocab_size:
+        shard = self.index.corpus.shards[0]
+        ids = [int(t) for t in shard.tokens[1:3] if int(t) < self.index.corpus.vocab_size]  # a bigram: rarer
+        if not ids:
             return
-        ids = [int(first[0])]
         self.index.find(ids, limit=1, context=1)
-        self.index.ntd(ids)
+        self.index.ntd(ids[:1])
         self.index.longest_matches(ids)
         self.index.search([[ids]], window=1, limit=1, context=1)
 
@@ -123,9 +124,8 @@ class Explorer:
             record["end_of_document"] = result.end_of_document - hidden_ends
             record["next"] = [{"id": t, "count": c, "prob": c / visible}
                               for t, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c > 0]
-        tok = self.index.tokenizer
         for row in record["next"]:
-            row["token"] = tok.decode([row["id"]]) if tok is not None else None
+            row["token"] = self._token_text(row["id"])
         record["withheld"] = hidden
         return record
 
@@ -291,8 +291,14 @@ class Explorer:
         return [{"text": text, "clause": clause} for text, clause in zip(texts, clauses)]
 
     def _token_texts(self, ids: np.ndarray) -> list[str] | None:
-        tok = self.index.tokenizer
-        return [tok.decode([i]) for i in ids.tolist()] if tok is not None else None
+        return [self._token_text(i) for i in ids.tolist()] if self.index.tokenizer is not None else None
+
+    def _token_text(self, token: int) -> str | None:
+        """One token decoded, remembered: a next-token list decodes up to the whole vocabulary each time."""
+        text = self._decoded.get(token)
+        if text is None and self.index.tokenizer is not None:
+            text = self._decoded[token] = self.index.tokenizer.decode([token])
+        return text
 
 
 def decoded_pieces(tok: Any, ids: list[int], cuts: list[int], marked: list[bool] | None = None) -> list[str]:
