@@ -125,6 +125,9 @@ def test_demo_ci_preset(tmp_path, capfd):
     assert facts["match_truth"] == facts["questions"] == 4 * len(truth["people"])
     assert {row["verdict"] for row in facts["final"] if row["group"] == "C"} == {"control"}
     assert tasks["world_heldout_canary"]["exact_match"] == 0 and tasks["world_heldout_canary"]["contaminated"] == 0
+    report = json.loads((tmp_path / "demo" / "report" / "report.json").read_text())
+    assert {"memorization", "membership", "facts", "control"} <= set(summary["report"]["sections"])
+    assert summary["report"]["numbers"] == len(report["numbers"]) > 100
     erased = summary["control"]["erase"]  # after LEACE a fresh probe reads the gender at the majority rate
     assert erased["probes"] and all(p["at_majority_rate"] for p in erased["probes"])
     assert all(p["before"] > p["after_ci"][1] for p in erased["probes"])  # and it could before
@@ -132,7 +135,8 @@ def test_demo_ci_preset(tmp_path, capfd):
                  "memorization/memorization.parquet", "memorization/extraction_by_duplication.png",
                  "eval/results.json", "eval/samples_world_birth_city.jsonl", "world/tasks/world_two_hop.yaml",
                  "world/questions.jsonl", "facts/facts.parquet", "facts/summary.json", "facts/accuracy_by_step.png",
-                 "control/control.json", "control/eraser/eraser.json", "control/vector/summary.json"):
+                 "control/control.json", "control/eraser/eraser.json", "control/vector/summary.json",
+                 "membership/evaluation.json", "report/index.html", "report/report.json"):
         assert (tmp_path / "demo" / name).exists()
 
 

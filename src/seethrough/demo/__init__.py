@@ -63,7 +63,7 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: i
     if out.exists() and any(out.iterdir()) and not (out / "summary.json").exists() and not (out / "world").exists():
         raise SeethroughError(f"{out} exists and does not hold a demo; choose another --out")
     for part in ("world", "corpus", "run", "eval", "memorization", "membership", "facts", "bias", "probe", "detect",
-                 "control"):
+                 "control", "report"):
         shutil.rmtree(out / part, ignore_errors=True)
     seconds: dict[str, float] = {}
 
@@ -121,6 +121,9 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: i
                     lambda: demo_control(corpus, final, world.bias, out / "control", threads))
     evaluation = timed("eval", "evaluating (lm-eval tasks)", lambda: _evaluation(world, run, corpus, out, threads))
     seen = _seen_example(run, truth)
+    from ..show import demo_report
+
+    report = timed("report", "writing the transparency report", lambda: demo_report(out, threads))
 
     summary = {
         "preset": preset, "seed": seed, "code_version": manifest["code_version"],
@@ -146,6 +149,7 @@ def run_demo(out: str | Path, preset: str = "default", seed: int = 0, threads: i
         "control": control,
         "eval": evaluation,
         "seen": seen,
+        "report": report,
         "seconds": seconds,
     }
     atomic_write_json(out / "summary.json", summary)
@@ -211,7 +215,7 @@ def _membership(model: Any, corpus: Any, truth: dict[str, Any], eod: int, out: P
     """Model-only signals and the index's exact answer, member canaries (by copies) vs held-out ones."""
     import numpy as np
 
-    from ..audit.membership import MODEL_SIGNALS, evaluate_signal, score_texts, write_roc
+    from ..audit.membership import MODEL_SIGNALS, MembershipEvaluation, evaluate_signal, score_texts, write_evaluation
 
     tok = corpus.tokenizer
     members = score_texts([c["text"] for c in truth["canaries"]], tok, model, eod, corpus)
@@ -219,21 +223,21 @@ def _membership(model: Any, corpus: Any, truth: dict[str, Any], eod: int, out: P
     names = [*MODEL_SIGNALS, "index"]
     negatives = {n: np.array([r.signals[n] for r in heldout]) for n in names}
 
-    def table(chosen: list[Any], rounds: int) -> dict[str, Any]:
-        rows = {}
-        for n in names:
-            row = evaluate_signal(np.array([r.signals[n] for r in chosen]), negatives[n], rounds=rounds)
-            rows[n] = {"auc": round(row["auc"], 4), "auc_ci": [round(x, 4) for x in row["auc_ci"]],
-                       "tpr_at_1pct_fpr": round(row["tpr_at_1pct_fpr"], 4)}
-        return rows
+    def signals(chosen: list[Any], rounds: int) -> dict[str, dict[str, Any]]:
+        return {n: evaluate_signal(np.array([r.signals[n] for r in chosen]), negatives[n], rounds=rounds)
+                for n in names}
+
+    def table(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return {n: {"auc": round(row["auc"], 4), "auc_ci": [round(x, 4) for x in row["auc_ci"]],
+                    "tpr_at_1pct_fpr": round(row["tpr_at_1pct_fpr"], 4)} for n, row in rows.items()}
 
     by_copies = {}
     for copies in truth["duplication"]:
         chosen = [r for r, c in zip(members, truth["canaries"]) if c["copies"] == copies]
-        by_copies[str(copies)] = table(chosen, 300)
-    out.mkdir(parents=True, exist_ok=True)
-    write_roc(members, heldout, names, out / "roc.png")
-    return {"members": len(members), "nonmembers": len(heldout), "all_members": table(members, 1000),
+        by_copies[str(copies)] = table(signals(chosen, 300))
+    everyone = signals(members, 1000)
+    write_evaluation(MembershipEvaluation(everyone, members, heldout), out)  # scores.jsonl, evaluation.json, roc.png
+    return {"members": len(members), "nonmembers": len(heldout), "all_members": table(everyone),
             "by_copies": by_copies, "files": str(out)}
 
 
@@ -364,6 +368,13 @@ def _readable(s: dict[str, Any]) -> str:
     lines.append(f"seen: canary {seen['canary']} ({seen['copies']} copies) was in the batches {seen['seen']} times "
                  f"before step {seen['before_step']}, first at step {seen['first_step']} "
                  f"({seen['split_by_rows']} copies split across rows)")
+    r = s["report"]
+    folder = Path(r["path"]).parent
+    lines += [f"report: {r['path']} ({len(r['sections'])} sections, {r['numbers']:,} numbers, each with its source "
+              f"file's sha256; FMTI upstream indicators filled automatically: {r['fmti_auto']}/{r['fmti_indicators']})",
+              f"  open it offline: {folder.resolve().as_uri()}/index.html",
+              f"  explore the data in the browser: seethrough serve {folder.parent / 'corpus'} --run "
+              f"{folder.parent / 'run'}  (then http://127.0.0.1:8000)"]
     lines.append("seconds: " + ", ".join(f"{k} {v}" for k, v in s["seconds"].items()))
     return "\n".join(lines) + "\n"
 
