@@ -7,7 +7,8 @@ and `count` over HTTP against the same count in-process.
 The corpus (built once into ``--root`` and reused): a word-level tokenizer over 8,192 Zipf(1.2)
 filler words, documents of 50-2,000 tokens. The server is the real command (`python -m seethrough
 serve CORPUS --port 0 --json`, one uvicorn worker, its default limits: 4 queries at once, 64 queued,
-the deadline ``--deadline``) in its own process; the client is one asyncio loop with httpx, at most
+each waiting at most 10 s for a slot; the deadline ``--deadline``) in its own process; the client is
+one asyncio loop with httpx, at most
 ``--concurrency`` requests in flight, ``--requests`` in all, mixed as below (queries drawn from the
 corpus, so most occur):
 
@@ -46,6 +47,7 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 FILLER = 8192
+transport_errors: list[str] = []
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -140,6 +142,7 @@ async def load(base: str, jobs: list[tuple[str, str, dict]], concurrency: int) -
     import httpx
 
     gate = asyncio.Semaphore(concurrency)
+    transport_errors.clear()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
         async def one(label: str, method: str, args: dict) -> tuple[str, int, float]:
@@ -149,8 +152,9 @@ async def load(base: str, jobs: list[tuple[str, str, dict]], concurrency: int) -
                     response = await client.request(method, **args)
                     await response.aread()
                     status = response.status_code
-                except httpx.TransportError:  # counted as an error (status 0), not fatal to the run
+                except httpx.TransportError as error:  # counted as an error (status 0), not fatal to the run
                     status = 0
+                    transport_errors.append(type(error).__name__)
                 return label, status, (time.perf_counter() - started) * 1000
 
         return await asyncio.wait_for(asyncio.gather(*(one(*job) for job in jobs)), timeout=1800)
@@ -204,7 +208,7 @@ def main() -> None:
                   "concurrency": args.concurrency, "wall_s": round(wall, 2), "requests_per_s": round(len(results) / wall, 1),
                   "p50_ms": round(percentile([ms for _, _, ms in results], 50), 2),
                   "p99_ms": round(percentile([ms for _, _, ms in results], 99), 2),
-                  "errors": len(errors), "error_examples": errors[:5],
+                  "errors": len(errors), "error_examples": errors[:5], "transport_errors": transport_errors,
                   "server_before": before, "server_after": after, "probe_after_ms": round(probe_ms, 2),
                   "endpoints": {label: {"n": len(rows), "p50_ms": round(percentile([ms for _, ms in rows], 50), 2),
                                         "p99_ms": round(percentile([ms for _, ms in rows], 99), 2),

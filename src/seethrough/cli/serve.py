@@ -38,6 +38,7 @@ def serve(
     deadline_seconds: Annotated[Optional[float], _limit("deadline_seconds")] = None,
     max_concurrent_queries: Annotated[Optional[int], _limit("max_concurrent_queries")] = None,
     max_queued_queries: Annotated[Optional[int], _limit("max_queued_queries")] = None,
+    queue_wait_seconds: Annotated[Optional[float], _limit("queue_wait_seconds")] = None,
     max_boolean_terms: Annotated[Optional[int], _limit("max_boolean_terms")] = None,
     max_find_limit: Annotated[Optional[int], _limit("max_find_limit")] = None,
     max_find_offset: Annotated[Optional[int], _limit("max_find_offset")] = None,
@@ -52,6 +53,7 @@ def serve(
     given = {"max_body_bytes": max_body_bytes, "max_query_chars": max_query_chars, "max_query_tokens": max_query_tokens,
              "max_text_tokens": max_text_tokens, "deadline_seconds": deadline_seconds,
              "max_concurrent_queries": max_concurrent_queries, "max_queued_queries": max_queued_queries,
+             "queue_wait_seconds": queue_wait_seconds,
              "max_boolean_terms": max_boolean_terms, "max_find_limit": max_find_limit,
              "max_find_offset": max_find_offset, "max_context": max_context, "max_docs_per_span": max_docs_per_span,
              "max_new_tokens": max_new_tokens}

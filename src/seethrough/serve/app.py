@@ -9,8 +9,8 @@ Safe by default, each guard for a measured reason (docs/serve.md):
   DNS-rebinding page cannot reach the server through a name of its own;
 - each query runs under a deadline enforced inside the engine (503, and the work stops there; a
   timeout around a thread would answer while the thread runs on);
-- at most ``max_concurrent_queries`` run at once and ``max_queued_queries`` wait (each no longer
-  than the deadline); past that the answer is 503 at once, so a burst cannot pile up work;
+- at most ``max_concurrent_queries`` run at once and ``max_queued_queries`` wait (each at most
+  ``queue_wait_seconds``); past that the answer is 503 at once, so a burst cannot pile up work;
 - every error is JSON ``{"error": one line, "status": code}``, never a traceback.
 """
 
@@ -294,7 +294,7 @@ def build_app(explorer: Explorer, allowed_hosts: set[str]) -> FastAPI:
     limits = explorer.limits
     app = FastAPI(title="seethrough explorer", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.explorer = explorer
-    admission = Admission(limits.max_concurrent_queries, limits.max_queued_queries, limits.deadline_seconds)
+    admission = Admission(limits.max_concurrent_queries, limits.max_queued_queries, limits.queue_wait_seconds)
     app.state.admission = admission
 
     def timed(work: Callable[[], Any]) -> tuple[Any, float]:

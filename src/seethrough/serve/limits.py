@@ -23,7 +23,9 @@ class ServeLimits:
     max_concurrent_queries: int = 4
     """Queries answered at once; others wait in a queue (see --max-queued-queries)."""
     max_queued_queries: int = 64
-    """Queries that may wait for a free slot (each at most the deadline); beyond that the answer is 503 at once."""
+    """Queries that may wait for a free slot; beyond that the answer is 503 at once."""
+    queue_wait_seconds: float = 10.0
+    """Longest wait in the queue for a free slot; past it the answer is 503 (the deadline starts after)."""
     max_boolean_terms: int = 16
     """Most n-grams in one boolean search (all clauses together)."""
     max_find_limit: int = 100
