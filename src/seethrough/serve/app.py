@@ -171,7 +171,10 @@ class Guard:
             return await error_answer(400, f"Host header {shown!r} is not this server's; open the page at the "
                                            "address the server printed (127.0.0.1 or localhost)")(scope, receive, send)
         length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > DRAIN_BYTES):
+        if length is not None and not length.isdigit():
+            return await error_answer(400, f"Content-Length {length[:20]!r} is not a number of bytes")(scope, receive,
+                                                                                                      send)
+        if length is not None and int(length) > DRAIN_BYTES:
             return await self._too_large(scope, receive, send)
         if scope["method"] in ("POST", "PUT", "PATCH"):  # read the body here, counting chunked bodies too
             chunks, size = [], 0
