@@ -383,7 +383,12 @@ async function start() {
     $("gen-form").hidden = !info.run;
     document.body.dataset.ready = "1";
   } catch (error) { $("info").textContent = `cannot reach the server: ${error.message}`; }
-  const hash = location.hash.slice(1);
+  route();
+  window.addEventListener("hashchange", route);  // #document/N and #PANEL are permalinks
+}
+
+function route() {
+  const hash = decodeURIComponent(location.hash.slice(1));
   if (hash.startsWith("document/")) openDocument(hash.slice(9));
   else if (document.getElementById(`panel-${hash}`)) showPanel(hash);
 }
