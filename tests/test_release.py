@@ -170,3 +170,14 @@ def test_hostile_names_reach_the_cards_as_text(show_inputs, tmp_path):
     card = ModelCard.load(release.path / "README.md")
     assert "<script" not in card.text and "&lt;script&gt;" in card.text
     assert {r.dataset_type for r in card.data.eval_results} == {SCRIPT}
+
+
+def test_a_bundle_inside_the_run_folder_is_refused(show_inputs):
+    """It would copy the weights into the run it describes (and the run's report would list it)."""
+    from seethrough.errors import ConfigError
+    from seethrough.show import build_release
+
+    before = sorted(p.name for p in show_inputs.run.iterdir())
+    with pytest.raises(ConfigError, match="is inside .* which it describes"):
+        build_release(show_inputs.run, out=show_inputs.run / "bundle", report=False)
+    assert sorted(p.name for p in show_inputs.run.iterdir()) == before

@@ -374,3 +374,62 @@ def test_without_an_index_the_datasheet_says_so_and_nothing_is_traced(show_input
     assert "datasheet.length.max" in keys and not any(k.startswith("datasheet.duplication") for k in keys)
     queryable = next(i for i in report.numbers["fmti"] if i["indicator"] == "Queryable external data access")
     assert queryable["status"] == "user"
+
+
+def test_an_artefact_of_the_wrong_shape_is_a_one_line_error_naming_it(show_inputs, tmp_path):
+    """Valid JSON that is not what the command writes ([] for a summary, {} for results.json) is refused
+    naming the file, not a traceback; nothing is written."""
+    import shutil
+
+    from seethrough.errors import RunError
+    from seethrough.show import build_report
+
+    memorization, evaluation = tmp_path / "memorization", tmp_path / "eval"
+    shutil.copytree(show_inputs.memorization, memorization)
+    shutil.copytree(show_inputs.eval, evaluation)
+    (memorization / "summary.json").write_text("[1, 2]")
+    with pytest.raises(RunError, match="memorization section cannot read .*summary.json") as caught:
+        build_report(show_inputs.run, results=[memorization], trace=False)
+    assert "\n" not in str(caught.value)
+    (evaluation / "results.json").write_text("{}")
+    with pytest.raises(RunError, match=r"cannot read [^,]*eval/results.json \(KeyError"):
+        build_report(show_inputs.run, results=[evaluation], trace=False)
+
+
+def test_an_evaluation_of_another_run_is_refused(show_inputs, tmp_path):
+    """results.json records the weights hash and the model's corpus: another run's (weights none of this
+    run's checkpoints, or another corpus) would be shown as this run's evaluation; refused, naming it."""
+    import shutil
+
+    from seethrough.errors import ConfigError
+    from seethrough.show import build_report
+    from seethrough.show.artefacts import checkpoint_weights_hashes
+    from seethrough.model.weights import weights_sha256
+    from seethrough.train.run import open_run
+
+    run = open_run(show_inputs.run)
+    recorded = checkpoint_weights_hashes(run)  # from run.json's file hashes: the same as hashing the weights
+    assert {weights_sha256(run.checkpoint(step)): step for step in run.checkpoints} == recorded
+    foreign = tmp_path / "eval"
+    shutil.copytree(show_inputs.eval, foreign)
+    record = json.loads((foreign / "results.json").read_text())
+    record["seethrough"]["model"]["weights_sha256"] = "ab" * 32
+    (foreign / "results.json").write_text(json.dumps(record))
+    with pytest.raises(ConfigError, match="evaluated weights that are none of run .* checkpoints"):
+        build_report(show_inputs.run, results=[foreign], trace=False)
+    record["seethrough"]["model"]["corpus_hash"] = "cd" * 32
+    (foreign / "results.json").write_text(json.dumps(record))
+    with pytest.raises(ConfigError, match="trained on another corpus"):
+        build_report(show_inputs.run, results=[foreign], trace=False)
+
+
+def test_a_report_inside_the_run_or_its_corpus_is_refused(built, show_inputs):
+    from seethrough.errors import ConfigError
+    from seethrough.show import write_report
+
+    report, _ = built
+    for inside, made in ((show_inputs.run / "report", show_inputs.run / "report"),
+                         (show_inputs.corpus / "sub" / "report", show_inputs.corpus / "sub")):
+        with pytest.raises(ConfigError, match="is inside .* which it describes"):
+            write_report(report, inside)
+        assert not made.exists()

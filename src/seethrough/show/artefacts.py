@@ -8,6 +8,8 @@ beside its ``results.json``). A folder that holds none of them is refused with a
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -49,8 +51,6 @@ def _control_summary(folder: Path) -> Path | None:
     if not path.is_file() or (folder / "memorization.parquet").is_file() or (folder / "facts.parquet").is_file():
         return None
     try:
-        import json
-
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
@@ -136,6 +136,54 @@ def gather(run: str | Path, corpus: str | Path | None = None, results: Sequence[
         if key in seen:
             continue
         seen.add(key)
-        for kind in recognise_folder(folder):
+        kinds = recognise_folder(folder)
+        if "eval" in kinds:
+            _check_evaluated_this_run(folder, opened)
+        for kind in kinds:
             by_kind.setdefault(kind, []).append(folder)
     return Artefacts(run_path, opened, corpus_view, indexed, by_kind, options=options)
+
+
+def refuse_out_inside(out: Path, *folders: Path) -> None:
+    """A report or bundle written inside the run or corpus folder it describes would change what it
+    describes (and a release would copy the weights into the run); refused, naming the folder."""
+    where = out.resolve()
+    for folder in folders:
+        if where.is_relative_to(folder.resolve()):
+            raise ConfigError(f"--out {out} is inside {folder}, which it describes; pass a folder outside it "
+                              f"(the default is beside the run)")
+
+
+def checkpoint_weights_hashes(run: Any) -> dict[str, int]:
+    """The weights hash of each checkpoint (as ``model.weights_sha256`` and results record it) -> its step,
+    from the file hashes run.json lists, so no weights are read."""
+    hashes = {}
+    for entry in run.manifest["checkpoints"]:
+        files = entry.get("files") or {}
+        weights = sorted(name for name in files if name.endswith((".safetensors", ".bin")))
+        if weights:
+            digest = hashlib.sha256("".join(f"{name}:{files[name]}\n" for name in weights).encode())
+            hashes[digest.hexdigest()] = entry["step"]
+    return hashes
+
+
+def _check_evaluated_this_run(folder: Path, run: Any) -> None:
+    """An evaluation (``results.json``, or each ``step-*/results.json``) of another run's weights or of a model
+    trained on another corpus is refused: the report and the model card would show it as this run's."""
+    known = checkpoint_weights_hashes(run)
+    own_corpus = run.manifest["corpus"]["corpus_hash"]
+    paths = [folder / "results.json"] if (folder / "results.json").is_file() else sorted(folder.glob("step-*/results.json"))
+    for path in paths:
+        try:
+            model = json.loads(path.read_text(encoding="utf-8")).get("seethrough", {}).get("model", {})
+        except (OSError, ValueError, AttributeError):
+            continue  # an unreadable file is refused, naming it, where its section reads it
+        if not isinstance(model, dict):
+            continue
+        corpus, weights = model.get("corpus_hash"), model.get("weights_sha256")
+        if corpus is not None and corpus != own_corpus:
+            raise ConfigError(f"--results {folder} evaluated a model trained on another corpus (corpus hash "
+                              f"{str(corpus)[:12]}, run {run.path}: {own_corpus[:12]}); pass an evaluation of this run")
+        if weights is not None and known and weights not in known:
+            raise ConfigError(f"--results {folder} evaluated weights that are none of run {run.path}'s checkpoints "
+                              f"(weights sha256 {str(weights)[:12]}); pass an evaluation of this run")

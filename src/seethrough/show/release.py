@@ -287,7 +287,7 @@ def build_release(run: str | Path, corpus: str | Path | None = None, results: Se
     """Write the release bundle of ``run``'s checkpoint ``checkpoint`` (default: the newest) to ``out``
     (default: ``RUN-release`` beside the run). ``results`` as for the report; the evaluations among them
     become the model card's model-index."""
-    from .artefacts import gather
+    from .artefacts import gather, refuse_out_inside
     from .report import build_report, write_report
 
     run_path = Path(run)
@@ -299,6 +299,7 @@ def build_release(run: str | Path, corpus: str | Path | None = None, results: Se
     if step not in steps:
         raise ModelError(f"--checkpoint {checkpoint}: run {run_path} has no checkpoint at that step; it has {steps}")
     out = Path(out) if out is not None else run_path.parent / f"{run_path.name}-release"
+    refuse_out_inside(out, run_path, art.corpus_path)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not _is_bundle(out))):
         raise ConfigError(f"--out {out} exists and is not a release bundle; pass a new folder (or remove it)")
     source = art.run.checkpoint(step)

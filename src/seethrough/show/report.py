@@ -11,11 +11,11 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .._files import atomic_write_bytes, finite_json
-from ..errors import ConfigError
-from .artefacts import Artefacts, gather
+from ..errors import ConfigError, RunError, SeethroughError
+from .artefacts import Artefacts, gather, refuse_out_inside
 from .fmti import checklist
 from .markup import Html, esc, page, para, table, tag
 from .sections import SECTIONS, Section
@@ -70,6 +70,24 @@ def _fmti_section(art: Artefacts) -> Section:
     return section
 
 
+def _built_section(build: Callable[[Artefacts], Section | None], art: Artefacts) -> Section | None:
+    """One section; an artefact that parses as JSON but lacks the fields its command writes (hand-edited,
+    truncated, another tool's file of the same name) is refused naming the files the section read."""
+    read_before = set(art.sources.files)
+    try:
+        return build(art)
+    except SeethroughError:
+        raise
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
+        read_here = [path for path in art.sources.files if path not in read_before] or list(art.sources.files)[-1:]
+        given = [Path(folder) for folders in art.results.values() for folder in folders]
+        from_results = [path for path in read_here if any(Path(path).is_relative_to(f) for f in given)]
+        files = ", ".join((from_results or read_here)[-3:]) or "its artefacts"
+        raise RunError(f"the {build.__name__} section cannot read {files} ({type(error).__name__}: "
+                       f"{str(error)[:80]}): not in the shape seethrough writes; restore it or leave its folder "
+                       "out of --results") from None
+
+
 def build_report(run: str | Path, corpus: str | Path | None = None, results: Sequence[str | Path] = (),
                  trace: bool = True, trace_prompts: Sequence[str] | None = None, checkpoint: int | None = None,
                  device: str = "cpu", threads: int | None = None) -> Report:
@@ -81,7 +99,7 @@ def build_report(run: str | Path, corpus: str | Path | None = None, results: Seq
                  device=device, threads=threads)
     sections: list[Section] = []
     for fn in SECTIONS:
-        section = fn(art)
+        section = _built_section(fn, art)
         if section is not None:
             sections.append(section)
             art.built[section.id] = section
@@ -118,6 +136,7 @@ def write_report(report: Report, out: str | Path) -> Path:
     """``out/index.html`` and ``out/report.json``. ``out`` is created if missing; an existing folder must be
     empty or a report (its two files are replaced, each atomically); anything else is refused."""
     out = Path(out)
+    refuse_out_inside(out, Path(report.numbers["run"]), Path(report.numbers["corpus"]))
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; pass a folder for the report")
     if out.is_dir() and any(out.iterdir()) and not _is_report_folder(out):
