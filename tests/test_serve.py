@@ -282,7 +282,7 @@ def test_path_and_id_tricks_are_refused(plain, world):
     _, index, _, _ = world
     for path in ["/api/document/-1", "/api/document/abc", "/api/document/1e3", "/api/document/0x10",
                  "/api/document/%201", "/api/document/1.0", "/api/document/%00"]:
-        assert "whole number" in refused(plain.get(path), 422)
+        assert "is not a document number; ask for /api/document/0" in refused(plain.get(path), 422)
     for path in [f"/api/document/{index.num_documents}", "/api/document/99999999999999999999999999"]:
         assert "does not exist" in refused(plain.get(path), 404)
     for path in ["/api/document/..%2F..%2Fpyproject.toml", "/api/document/../../pyproject.toml",
@@ -298,7 +298,15 @@ def test_path_and_id_tricks_are_refused(plain, world):
     assert "limit=1000" in refused(plain.get("/api/find", params={"q": "the", "limit": 1000}), 422)
     assert "offset=-1" in refused(plain.get("/api/find", params={"q": "the", "offset": -1}), 422)
     assert "not in the tokenizer's vocabulary" in refused(plain.get("/api/count", params={"q": "zzzz"}), 422)
-    assert refused(plain.post("/api/count"), 405)
+    assert "POST /api/count is not answered; use GET" in refused(plain.post("/api/count"), 405)
+    assert "/api/nothing is not a page of this server; the API is GET /api/info" in refused(plain.get("/api/nothing"),
+                                                                                             404)
+    for empty_item in ["1,,2", ",1", "1,", "1, ,2"]:  # an empty item is a typo, not a query for fewer ids
+        assert "not a list of token ids" in refused(plain.get("/api/count", params={"ids": empty_item}), 422)
+    ids = index.encode("the employer of").tolist()
+    for spelled in [",".join(map(str, ids)), " ".join(map(str, ids)), " , ".join(map(str, ids))]:
+        assert ok(plain.get("/api/count", params={"ids": spelled}))["count"] == index.count(ids)
+    assert "q is empty: give some text (q=TEXT)" in refused(plain.get("/api/count", params={"q": ""}), 422)
 
 
 def test_oversized_requests_are_refused(plain):

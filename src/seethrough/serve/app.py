@@ -124,6 +124,21 @@ def _one_line(error: ValidationError | RequestValidationError) -> str:
     return f"{where}: {message}" if where else message
 
 
+ENDPOINTS = ("GET /api/info", "GET /api/count", "GET /api/find", "GET /api/ntd", "GET /api/search",
+             "GET /api/document/N", "POST /api/trace", "POST /api/membership", "POST /api/generate")
+
+
+def _http_message(request: Request, error: StarletteHTTPException) -> str:
+    """Starlette's own errors (no route, wrong method) as a line that says what to ask for instead."""
+    path = request.url.path[:80]
+    if error.status_code == 404 and error.detail == "Not Found":
+        return f"{path} is not a page of this server; the API is {', '.join(ENDPOINTS)} (docs/serve.md)"
+    if error.status_code == 405:
+        allowed = (error.headers or {}).get("Allow", "another method")
+        return f"{request.method} {path} is not answered; use {allowed} (docs/serve.md)"
+    return str(error.detail)
+
+
 # ---- middleware ----------------------------------------------------------------------------------------
 def allowed_hosts_for(host: str) -> set[str]:
     """Host names a request may carry: localhost, 127.0.0.1, the bound host, and on an all-interfaces
@@ -249,7 +264,8 @@ class Admission:
 
 
 # ---- the app -------------------------------------------------------------------------------------------
-_IDS = re.compile(r"^\s*\d+(?:[\s,]+\d+)*\s*$")
+_IDS = re.compile(r"^\s*\d+(?:\s*,\s*\d+|\s+\d+)*\s*$")
+"""Token ids separated by one comma or by spaces: ``1,2,3`` or ``1 2 3``; an empty item (``1,,2``) is refused."""
 
 
 def parse_query(q: str | None, ids: str | None, limits: ServeLimits, allow_empty: bool = False) -> str | list[int]:
@@ -260,13 +276,13 @@ def parse_query(q: str | None, ids: str | None, limits: ServeLimits, allow_empty
         if len(ids) > limits.max_query_chars:
             raise QueryError(f"ids has {len(ids)} characters, over this server's limit of {limits.max_query_chars}")
         if not _IDS.match(ids):
-            raise QueryError(f"ids={ids[:40]!r} is not a list of token ids; write it like ids=1,2,3")
-        return [int(part) for part in re.split(r"[\s,]+", ids.strip())]
-    if q is None:
-        if allow_empty:
-            return ""
-        raise QueryError("give the query as q=TEXT or ids=1,2,3")
-    return q
+            raise QueryError(f"ids={ids[:40]!r} is not a list of token ids (whole numbers, one comma between "
+                             "each); write it like ids=1,2,3")
+        return [int(part) for part in re.split(r"\s*,\s*|\s+", ids.strip())]
+    if not q and not allow_empty:
+        raise QueryError("give the query as q=TEXT or ids=1,2,3" if q is None else
+                         "q is empty: give some text (q=TEXT) or token ids (ids=1,2,3)")
+    return q or ""
 
 
 def create_app(corpus_path: str | Path, run: str | Path | None = None,
@@ -335,8 +351,8 @@ def build_app(explorer: Explorer, allowed_hosts: set[str]) -> FastAPI:
         return error_answer(422, _one_line(error))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONAnswer:
-        return error_answer(error.status_code, str(error.detail))
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONAnswer:
+        return error_answer(error.status_code, _http_message(request, error))
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, error: Exception) -> JSONAnswer:
@@ -380,7 +396,8 @@ def build_app(explorer: Explorer, allowed_hosts: set[str]) -> FastAPI:
     @app.get("/api/document/{doc}")
     async def document(doc: str) -> JSONAnswer:
         if not (doc.isascii() and doc.isdigit()):
-            raise QueryError(f"document id {doc[:40]!r} is not a whole number; ask for /api/document/0, 1, ...")
+            raise QueryError(f"document id {doc[:40]!r} is not a document number; ask for /api/document/0, 1, ... "
+                             f"up to {explorer.index.num_documents - 1}")
         return await answer(lambda: explorer.document(int(doc)))
 
     @app.post("/api/trace")
