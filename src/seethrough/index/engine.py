@@ -128,9 +128,15 @@ class FindResult:
     count: int
     matches: list[Match]
     ids: list[int]
+    excluded: int | None = None
+    """With ``find(..., exclude_documents=)``: how many of the ``count`` occurrences lie in those documents
+    (none of them is listed); None otherwise."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "ids": self.ids, "matches": [m.to_dict() for m in self.matches]}
+        out = {"count": self.count, "ids": self.ids, "matches": [m.to_dict() for m in self.matches]}
+        if self.excluded is not None:
+            out["excluded"] = self.excluded
+        return out
 
 
 @dataclass
@@ -323,12 +329,33 @@ class _ShardIndex:
             best = np.partition(merged, k - 1)[:k] if len(merged) > k else merged
         return np.sort(best)
 
-    def first_matches(self, ranges: np.ndarray, takes: np.ndarray, lengths: np.ndarray,
+    def first_matches(self, ranges: np.ndarray, takes: np.ndarray, skips: np.ndarray, lengths: np.ndarray,
                       context: int) -> list[list[Match]]:
-        """For each query, the matches at its ``takes[q]`` first positions in this shard (rank range
-        ``ranges[:, q]``, ``lengths[q]`` tokens long)."""
-        return [[self.match(int(pos), int(length), context) for pos in self.first_positions(int(lo), int(hi), int(k))]
-                if k else [] for lo, hi, k, length in zip(ranges[0], ranges[1], takes, lengths)]
+        """For each query, the matches at its positions numbered ``skips[q]`` to ``skips[q] + takes[q]`` in this
+        shard, in position order (rank range ``ranges[:, q]``, ``lengths[q]`` tokens long)."""
+        return [[self.match(int(pos), int(length), context)
+                 for pos in self.first_positions(int(lo), int(hi), int(skip + k))[int(skip):]]
+                if k else [] for lo, hi, k, skip, length in zip(ranges[0], ranges[1], takes, skips, lengths)]
+
+    def occurrences_in_documents(self, local_docs: np.ndarray, ids: np.ndarray) -> int:
+        """Occurrences of the n-gram ``ids`` inside this shard's documents ``local_docs`` (shard-local numbers),
+        by scanning their tokens: linear in those documents' length, not in the n-gram's count."""
+        found = 0
+        for local in local_docs.tolist():
+            check_deadline()
+            found += len(ngram_starts(self.shard.tokens[int(self.doc_starts[local]) + 1:int(self.doc_ends[local])], ids))
+        return found
+
+    def matches_outside(self, lo: int, hi: int, skip: int, take: int, inside: int, local_docs: np.ndarray,
+                        length: int, context: int) -> list[Match]:
+        """The matches at the positions numbered ``skip`` to ``skip + take`` among ranks [lo, hi) that lie
+        outside documents ``local_docs``, which hold ``inside`` of them: the first ``skip + take + inside``
+        positions hold those."""
+        positions = self.first_positions(lo, hi, skip + take + inside)
+        if len(local_docs):
+            local = np.searchsorted(self.doc_starts, positions, side="right") - 1
+            positions = positions[~np.isin(local, local_docs)]
+        return [self.match(int(pos), length, context) for pos in positions[skip:skip + take]]
 
     def next_tokens(self, lo: int, hi: int, depth: int) -> tuple[list[int], list[int], int]:
         """Every distinct token after the ``depth``-token prefix of ranks [lo, hi), its count, and how many
@@ -449,6 +476,19 @@ class _ShardIndex:
             if end <= len(tokens) and np.array_equal(tokens[pos:end].astype(np.int64), term):
                 best = max(best, len(term))
         return best
+
+
+def ngram_starts(tokens: np.ndarray, ngram: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Where the n-gram starts in ``tokens`` (one document's, or any array), in order, by a scan: for the
+    few documents a query looks inside; the index answers for the corpus. The empty n-gram starts nowhere."""
+    ngram = np.asarray(ngram, dtype=np.int64)
+    m = len(ngram)
+    if m == 0 or len(tokens) < m:
+        return np.zeros(0, dtype=np.int64)
+    found = np.flatnonzero(tokens[:len(tokens) - m + 1] == ngram[0])
+    for k in range(1, m):
+        found = found[tokens[found + k] == ngram[k]]
+    return found
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
@@ -750,28 +790,66 @@ class IndexedCorpus:
         return np.sum(per_shard, axis=0).tolist()
 
     # ---- find -------------------------------------------------------------------------------------
-    def find(self, query: Query, limit: int = 10, context: int = 20) -> FindResult:
-        """Count and the first ``limit`` occurrences in corpus order (document, then position)."""
-        return self.find_many([query], limit, context)[0]
+    def find(self, query: Query, limit: int = 10, context: int = 20, offset: int = 0,
+             exclude_documents: Iterable[int] | None = None) -> FindResult:
+        """Count and the occurrences numbered ``offset`` to ``offset + limit`` in corpus order (document, then
+        position). ``exclude_documents``: document ids whose occurrences are neither listed nor numbered (a
+        takedown list); the count stays the index's, and ``excluded`` says how many of it they hold."""
+        if exclude_documents is None:
+            return self.find_many([query], limit, context, offset)[0]
+        self._check_page(limit, context, offset)
+        ids = self.encode(query)
+        excluded = self._document_ids(exclude_documents)
+        ranges = self._ranges([ids])
+        counts = np.array([int(hi[0] - lo[0]) for lo, hi in ranges], dtype=np.int64)
+        firsts = np.cumsum([0] + [shard.documents for shard in self.corpus.shards])
+        local_docs = [excluded[(excluded >= firsts[s]) & (excluded < firsts[s + 1])] - firsts[s]
+                      for s in range(len(ranges))]
+        inside = self._per_shard("occurrences_in_documents", ids,
+                                 each=[(local,) if len(local) and count else None
+                                       for local, count in zip(local_docs, counts)])
+        inside = np.array([n or 0 for n in inside], dtype=np.int64)
+        visible = (counts - inside)[:, None]
+        skips = _takes_in_order(visible, offset)[:, 0]
+        takes = _takes_in_order(visible, offset + limit)[:, 0] - skips
+        found = self._per_shard("matches_outside", len(ids), context,
+                                each=[(int(lo[0]), int(hi[0]), int(skip), int(take), int(n), local) if take else None
+                                      for (lo, hi), skip, take, n, local in zip(ranges, skips, takes, inside, local_docs)])
+        return FindResult(int(counts.sum()), [m for part in found if part for m in part], ids.tolist(),
+                          excluded=int(inside.sum()))
 
-    def find_many(self, queries: Sequence[Query], limit: int = 10, context: int = 20) -> list[FindResult]:
+    def find_many(self, queries: Sequence[Query], limit: int = 10, context: int = 20,
+                  offset: int = 0) -> list[FindResult]:
         """:meth:`find` of every query, in one search per shard."""
-        if limit < 0:
-            raise QueryError("--limit must be 0 or more")
-        if context < 0:
-            raise QueryError("--context must be 0 or more")
+        self._check_page(limit, context, offset)
         queries = _batch_of(queries, "find_many")
         if not queries:
             return []
         batch = self._encode_batch(queries)
         shards = self._rank_ranges(batch)
         counts = np.array([hi - lo for lo, hi in shards])  # (shards, queries)
-        takes = _takes_in_order(counts, limit)  # the first `limit` matches, in corpus order
+        skips = _takes_in_order(counts, offset)  # the matches before the page, in corpus order
+        takes = _takes_in_order(counts, offset + limit) - skips
         found = self._per_shard("first_matches", batch.lengths, context,
-                                each=[(ranges, take) if take.any() else None for ranges, take in zip(shards, takes)])
+                                each=[(ranges, take, skip) if take.any() else None
+                                      for ranges, take, skip in zip(shards, takes, skips)])
         totals = counts.sum(axis=0).tolist()
         return [FindResult(totals[q], [m for part in found if part is not None for m in part[q]], batch.query(q).tolist())
                 for q in range(len(queries))]
+
+    @staticmethod
+    def _check_page(limit: int, context: int, offset: int) -> None:
+        for name, value in (("--limit", limit), ("--context", context), ("--offset", offset)):
+            if value < 0:
+                raise QueryError(f"{name} must be 0 or more")
+
+    def _document_ids(self, docs: Iterable[int]) -> np.ndarray:
+        """Document ids, sorted and distinct, each checked to be one of the corpus's."""
+        values = sorted({int(d) for d in docs})
+        if values and (values[0] < 0 or values[-1] >= self.num_documents):
+            bad = values[0] if values[0] < 0 else values[-1]
+            raise QueryError(f"document {bad} does not exist; the corpus has documents 0..{self.num_documents - 1}")
+        return np.array(values, dtype=np.int64)
 
     def positions(self, query: Query) -> list[np.ndarray]:
         """Every occurrence, per shard: sorted token positions in that shard's ``tokenized`` file

@@ -20,9 +20,9 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import QueryError
-from ..index.engine import check_deadline, parse_boolean_query
+from ..index.engine import check_deadline, ngram_starts, parse_boolean_query
 from .limits import ServeLimits
-from .withhold import WithheldDocuments, WithholdingIndex, visible_page
+from .withhold import WithheldDocuments, WithholdingIndex
 
 
 class NoSuchDocument(QueryError):
@@ -101,14 +101,14 @@ class Explorer:
         self._check_range("limit", limit, 0, self.limits.max_find_limit)
         self._check_range("context", context, 0, self.limits.max_context)
         ids = self._encode(query)
-        count, hidden, matches = visible_page(self.index, self.withheld, ids, offset, limit, context)
+        found = self.view.find(ids, limit, context, offset)
         rows = []
-        for m in matches:
+        for m in found.matches:
             row = m.to_dict()
             row["pieces"] = self._marked(m.snippet_ids, [(m.match_start, m.match_start + len(ids), 0)])
             rows.append(row)
-        return {"count": count, "ids": ids.tolist(), "matches": rows, "offset": offset, "limit": limit,
-                "withheld": hidden}
+        return {"count": found.count, "ids": ids.tolist(), "matches": rows, "offset": offset, "limit": limit,
+                "withheld": found.excluded}
 
     def ntd(self, query: str | list[int]) -> dict[str, Any]:
         """``seethrough ntd --json``: {prompt_count, end_of_document, ids, next} + withheld, each row + token.
@@ -151,8 +151,10 @@ class Explorer:
         record["matches"] = []
         for m in [m for m in result.matches if m.doc not in self.withheld][:limit]:
             row = m.to_dict()
-            row["pieces"] = self._marked(m.snippet_ids, [(start, start + len(term), c) for c, clause in enumerate(encoded)
-                                                         for term in clause for start in _starts(m.snippet_ids, term)])
+            snippet = np.asarray(m.snippet_ids, dtype=np.int64)
+            marks = [(start, start + len(term), c) for c, clause in enumerate(encoded) for term in clause
+                     for start in ngram_starts(snippet, term).tolist()]
+            row["pieces"] = self._marked(m.snippet_ids, marks)
             record["matches"].append(row)
         record["withheld"] = hidden
         return record
@@ -327,8 +329,3 @@ def decoded_pieces(tok: Any, ids: list[int], cuts: list[int], marked: list[bool]
         pieces[k] = stripped
     return pieces
 
-
-def _starts(ids: list[int], term: np.ndarray) -> list[int]:
-    """Where ``term`` starts in ``ids``."""
-    m, values = len(term), term.tolist()
-    return [i for i in range(len(ids) - m + 1) if ids[i:i + m] == values]

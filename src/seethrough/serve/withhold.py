@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from ..index.engine import FindResult, Match, check_deadline
+from ..index.engine import FindResult, check_deadline, ngram_starts
 
 
 def read_withheld(path: str | Path, num_documents: int | None = None) -> list[int]:
@@ -60,9 +60,6 @@ class WithheldDocuments:
         for d in self.ids:
             corpus.shard_of_document(d)  # refuses an id outside the corpus
         self._set = frozenset(self.ids)
-        shard_bounds = np.cumsum([0] + [s.documents for s in corpus.shards])
-        self.shard_of = {d: int(np.searchsorted(shard_bounds, d, side="right")) - 1 for d in self.ids}
-        self.num_shards = len(corpus.shards)
         parts, starts, at = [], [], 0
         for d in self.ids:
             tokens = np.asarray(corpus.document_tokens(d), dtype=np.int64)
@@ -84,35 +81,13 @@ class WithheldDocuments:
     def num_tokens(self) -> int:
         return len(self.tokens) - len(self.ids)
 
-    def mask(self, docs: np.ndarray) -> np.ndarray:
-        """True where a document id is withheld."""
-        return np.isin(docs, self.ids) if self.ids else np.zeros(len(docs), dtype=bool)
-
     def starts_of(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """Positions in ``tokens`` where the n-gram ``ids`` (non-empty) starts, in order."""
-        ids = np.asarray(ids, dtype=np.int64)
-        m = len(ids)
-        if m == 0 or len(self.tokens) < m:
-            return np.zeros(0, dtype=np.int64)
-        found = np.flatnonzero(self.tokens[:len(self.tokens) - m + 1] == ids[0])
-        for k in range(1, m):
-            found = found[self.tokens[found + k] == ids[k]]
-        return found
-
-    def document_at(self, positions: np.ndarray) -> np.ndarray:
-        """The (withheld) document id of each position of ``tokens``."""
-        return np.asarray(self.ids, dtype=np.int64)[np.searchsorted(self.starts, positions, side="right") - 1]
+        return ngram_starts(self.tokens, ids)
 
     def occurrences(self, ids: Sequence[int] | np.ndarray) -> int:
         """Occurrences of the n-gram in withheld documents (the empty n-gram: their tokens)."""
         return len(self.starts_of(ids)) if len(ids) else self.num_tokens
-
-    def occurrences_by_shard(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Occurrences of the n-gram in withheld documents, per shard of the corpus."""
-        per_shard = np.zeros(self.num_shards, dtype=np.int64)
-        for doc in self.document_at(self.starts_of(ids)).tolist():
-            per_shard[self.shard_of[doc]] += 1
-        return per_shard
 
     def next_tokens(self, ids: Sequence[int] | np.ndarray) -> tuple[Counter, int, int]:
         """After each withheld occurrence of the prompt: (next token -> occurrences, occurrences that end
@@ -133,7 +108,7 @@ class WithheldDocuments:
             check_deadline()
             end = start + int(np.argmax(self.tokens[start:] < 0))  # the -1 after document d
             doc = self.tokens[start:end]
-            starts_by_clause = [np.unique(np.concatenate([_starts_in(doc, term) for term in clause]))
+            starts_by_clause = [np.unique(np.concatenate([ngram_starts(doc, term) for term in clause]))
                                 for clause in clauses]
             anchors = starts_by_clause[0]
             lo, hi = np.maximum(anchors - window, 0), np.minimum(anchors + window, len(doc) - 1)
@@ -142,41 +117,6 @@ class WithheldDocuments:
                 keep &= np.searchsorted(other, lo, side="left") < np.searchsorted(other, hi, side="right")
             hits += int(keep.sum())
         return hits
-
-
-def _starts_in(doc: np.ndarray, term: np.ndarray) -> np.ndarray:
-    m = len(term)
-    if m == 0 or len(doc) < m:
-        return np.zeros(0, dtype=np.int64)
-    found = np.flatnonzero(doc[:len(doc) - m + 1] == term[0])
-    for k in range(1, m):
-        found = found[doc[found + k] == term[k]]
-    return found
-
-
-def visible_page(index: Any, withheld: WithheldDocuments, ids: np.ndarray, offset: int, limit: int,
-                 context: int) -> tuple[int, int, list[Match]]:
-    """(count, withheld count, matches): the occurrences of ``ids`` numbered ``offset`` to ``offset + limit``
-    in corpus order (document, then position) among those outside withheld documents, with snippets.
-
-    Per shard, the first ``needed + withheld there`` positions hold the first ``needed`` visible ones."""
-    ranges = index._ranges([ids])  # per shard, the (2, 1) rank range of the n-gram
-    counts = np.array([int(r[1, 0] - r[0, 0]) for r in ranges], dtype=np.int64)
-    hidden = withheld.occurrences_by_shard(ids) if len(withheld) else np.zeros(len(ranges), dtype=np.int64)
-    visible = counts - hidden
-    before = np.cumsum(visible) - visible
-    matches: list[Match] = []
-    for s, shard in enumerate(index.shard_indexes):
-        first = max(0, offset - int(before[s]))
-        last = min(int(visible[s]), offset + limit - int(before[s]))
-        if last <= first:
-            continue
-        positions = shard.first_positions(int(ranges[s][0, 0]), int(ranges[s][1, 0]), last + int(hidden[s]))
-        if hidden[s]:
-            local = np.searchsorted(shard.doc_starts, positions, side="right") - 1
-            positions = positions[~withheld.mask(shard.shard.first_document + local)]
-        matches += [shard.match(int(p), len(ids), context) for p in positions[first:last]]
-    return int(counts.sum()), int(hidden.sum()), matches
 
 
 class WithholdingIndex:
@@ -191,7 +131,5 @@ class WithholdingIndex:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._index, name)
 
-    def find(self, query: Any, limit: int = 10, context: int = 20) -> FindResult:
-        ids = self._index.encode(query)
-        count, _, matches = visible_page(self._index, self._withheld, ids, 0, limit, context)
-        return FindResult(count, matches, ids.tolist())
+    def find(self, query: Any, limit: int = 10, context: int = 20, offset: int = 0) -> FindResult:
+        return self._index.find(query, limit, context, offset, exclude_documents=self._withheld.ids)
