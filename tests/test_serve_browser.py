@@ -92,13 +92,19 @@ def tab(b, name: str) -> None:
     b.page.click(f"#tabs button[data-panel={name}]")
 
 
+def submit(b, panel: str, fields: dict[str, str], ready: str, go: str | None = None) -> None:
+    """Open a panel, fill its fields (selector -> text), press its button and wait for ``ready`` to show."""
+    tab(b, panel)
+    for selector, text in fields.items():
+        b.page.fill(selector, text)
+    b.page.click(go or f"#{panel}-go")
+    b.page.wait_for_selector(ready)
+
+
 def test_count_shows_the_count_tokens_and_latency(browser, server):
     _, api, _ = server
     p = browser.page
-    tab(browser, "count")
-    p.fill("#count-q", "the employer of")
-    p.click("#count-go")
-    p.wait_for_selector("#count-result:not([hidden])")
+    submit(browser, "count", {"#count-q": "the employer of"}, "#count-result:not([hidden])")
     want = api.get("/api/count", params={"q": "the employer of"}).json()
     assert p.inner_text("#count-value") == f"{want['count']:,}"
     rows = [[c.inner_text() for c in r.query_selector_all("td")] for r in p.query_selector_all("#count-tokens tr")]
@@ -122,10 +128,7 @@ def test_count_shows_the_count_tokens_and_latency(browser, server):
 def test_find_highlights_pages_and_exports(browser, server):
     _, api, _ = server
     p = browser.page
-    tab(browser, "find")
-    p.fill("#find-q", "the")
-    p.click("#find-go")
-    p.wait_for_selector("#find-rows li")
+    submit(browser, "find", {"#find-q": "the"}, "#find-rows li")
     first = api.get("/api/find", params={"q": "the", "limit": 10}).json()
 
     def shown() -> list[tuple[int, str]]:
@@ -160,10 +163,7 @@ def test_find_highlights_pages_and_exports(browser, server):
 def test_next_tokens_click_to_extend(browser, server):
     _, api, _ = server
     p = browser.page
-    tab(browser, "ntd")
-    p.fill("#ntd-q", "the")
-    p.click("#ntd-go")
-    p.wait_for_selector("#ntd-rows tr")
+    submit(browser, "ntd", {"#ntd-q": "the"}, "#ntd-rows tr")
     want = api.get("/api/ntd", params={"q": "the"}).json()
     rows = [(int(r.get_attribute("data-id")), int(r.query_selector_all("td")[2].inner_text().replace(",", "")))
             for r in p.query_selector_all("#ntd-rows tr")]
@@ -181,11 +181,7 @@ def test_next_tokens_click_to_extend(browser, server):
 def test_boolean_search_and_the_document_view(browser, server):
     _, api, _ = server
     p = browser.page
-    tab(browser, "search")
-    p.fill("#search-q", "employer AND born OR is")
-    p.fill("#search-window", "10")
-    p.click("#search-go")
-    p.wait_for_selector("#search-rows li")
+    submit(browser, "search", {"#search-q": "employer AND born OR is", "#search-window": "10"}, "#search-rows li")
     want = api.get("/api/search", params={"q": "employer AND born OR is", "window": 10, "limit": 10}).json()
     assert p.inner_text("#search-summary").startswith(f"{want['count']:,} match(es) in {want['documents']:,} document(s)")
     docs = [int(a.get_attribute("data-doc")) for a in p.query_selector_all("#search-rows li .where a")]
@@ -210,11 +206,7 @@ def test_was_my_text_in_the_data(browser, server):
     _, api, _ = server
     p = browser.page
     index_text = api.get("/api/document/40").json()["text"] + " " + api.get("/api/document/41").json()["text"]
-    tab(browser, "check")
-    p.fill("#check-text", index_text)
-    p.fill("#check-min", "3")
-    p.click("#check-go")
-    p.wait_for_selector("#check-membership:not([hidden])")
+    submit(browser, "check", {"#check-text": index_text, "#check-min": "3"}, "#check-membership:not([hidden])")
     traced = api.post("/api/trace", json={"text": index_text, "min_length": 3, "span_density": 1}).json()
     marks = [m.inner_text() for m in p.query_selector_all("#check-highlight mark")]
     assert marks == [piece["text"] for piece in traced["pieces"] if piece["spans"]]
@@ -235,11 +227,8 @@ def test_was_my_text_in_the_data(browser, server):
 def test_generate_and_trace_spans_and_documents_filter_each_other(browser, server):
     _, api, written = server
     p = browser.page
-    tab(browser, "generate")
-    p.fill("#gen-prompt", "the")
-    p.fill("#gen-tokens", str(len(written)))
-    p.click("#gen-go")
-    p.wait_for_selector("#gen-result:not([hidden])")
+    submit(browser, "generate", {"#gen-prompt": "the", "#gen-tokens": str(len(written))}, "#gen-result:not([hidden])",
+           go="#gen-go")
     got = api.post("/api/generate", json={"prompt": "the", "max_new_tokens": len(written), "span_density": 0.1,
                                           "min_length": 4}).json()  # the page's defaults
     assert got["generated_ids"] == written and len(got["spans"]) >= 2

@@ -77,38 +77,33 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a field the server would ignore is refused
 
 
-class TraceBody(_Body):
-    text: StrictStr
+class _TracedBody(_Body):
+    """The trace settings a body may set (``TraceSettings``' fields); those left out keep their defaults."""
     min_length: StrictInt | None = None
     span_density: StrictFloat | StrictInt | None = None
     docs_per_span: StrictInt | None = None
     context: StrictInt | None = None
     novelty_max_n: StrictInt | None = None
     max_count: StrictInt | None = None
+
+
+class TraceBody(_TracedBody):
+    text: StrictStr
 
 
 class MembershipBody(_Body):
     text: StrictStr
 
 
-class GenerateBody(_Body):
+class GenerateBody(_TracedBody):
     prompt: StrictStr
     max_new_tokens: StrictInt = 64
-    min_length: StrictInt | None = None
-    span_density: StrictFloat | StrictInt | None = None
-    docs_per_span: StrictInt | None = None
-    context: StrictInt | None = None
-    novelty_max_n: StrictInt | None = None
-    max_count: StrictInt | None = None
 
 
-_SETTINGS = ("min_length", "span_density", "docs_per_span", "context", "novelty_max_n", "max_count")
-
-
-def _settings(body: BaseModel) -> Any:
+def _settings(body: _TracedBody) -> Any:
     from ..audit.trace import TraceSettings
 
-    given = {name: getattr(body, name) for name in _SETTINGS if getattr(body, name) is not None}
+    given = {name: getattr(body, name) for name in _TracedBody.model_fields if getattr(body, name) is not None}
     if "span_density" in given:
         given["span_density"] = float(given["span_density"])
     return TraceSettings(**given)
