@@ -33,12 +33,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
+from _synthetic import write_word_tokenizer  # noqa: E402  (this folder: benchmarks run as scripts)
+
 VOCAB = 8192
 
 
 def make_corpus(folder: Path, tokens: int, seed: int = 0) -> Path:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-
     import seethrough
     from seethrough.corpus import CorpusBuildConfig
 
@@ -47,10 +47,7 @@ def make_corpus(folder: Path, tokens: int, seed: int = 0) -> Path:
         return corpus
     folder.mkdir(parents=True, exist_ok=True)
     words = [f"w{i}" for i in range(VOCAB)]
-    tok = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="w0"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.decoder = decoders.WordPiece()
-    tok.save(str(folder / "tokenizer.json"))
+    write_word_tokenizer(folder / "tokenizer.json", words)
     rng = np.random.default_rng(seed)
     ranks = rng.zipf(1.2, size=tokens) % VOCAB
     planted = [rng.integers(0, VOCAB, size=rng.integers(20, 200)) for _ in range(200)]

@@ -46,6 +46,8 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from _synthetic import write_word_tokenizer  # noqa: E402  (this folder: benchmarks run as scripts)
+
 FILLER = 8192
 transport_errors: list[str] = []
 reasons: list[tuple[str, str]] = []
@@ -53,8 +55,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def make_corpus(folder: Path, tokens: int, seed: int = 0) -> Path:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-
     import seethrough
 
     corpus = folder / "corpus"
@@ -62,10 +62,7 @@ def make_corpus(folder: Path, tokens: int, seed: int = 0) -> Path:
         return corpus
     folder.mkdir(parents=True, exist_ok=True)
     words = [f"w{i}" for i in range(FILLER)]
-    tok = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="w0"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.decoder = decoders.WordPiece()
-    tok.save(str(folder / "tokenizer.json"))
+    write_word_tokenizer(folder / "tokenizer.json", words)
     rng = np.random.default_rng(seed)
     ids = (rng.zipf(1.2, size=tokens) % FILLER).astype(np.int64)
     vocab = np.array(words)
