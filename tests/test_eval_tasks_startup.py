@@ -1,4 +1,4 @@
-"""The CLI's end without the interpreter's teardown (``cli.app.exit_without_teardown``): a command run
+"""The CLI's end without the interpreter's teardown (``seethrough._process.exit_without_teardown``): a command run
 through ``main()`` leaves exactly what the ordinary ``sys.exit`` leaves (its status, all its output, the
 ``atexit`` handlers' work, ``weakref.finalize`` callbacks, non-daemon threads' work), and the teardown
 itself (objects freed one by one at exit) is what it skips."""
@@ -6,6 +6,7 @@ itself (objects freed one by one at exit) is what it skips."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -204,3 +205,17 @@ def test_evaluate_model_leaves_the_collector_on_after_it_ran_and_after_a_model_e
     with pytest.raises(ModelError):
         evaluate_model(model, ["startup_t"], include_path=tasks, limit=2, threads=1)
     assert gc.isenabled()
+
+
+def test_seethrough_lm_eval_refuses_in_one_line_and_exits_2(tmp_path):
+    """lm-eval's CLI with the seethrough backend: a backend refusal (here: no model in the folder given as
+    pretrained) is one line on stderr and exit status 2, as `seethrough` gives it, not a traceback."""
+    pytest.importorskip("lm_eval")
+    script = "from seethrough.evaluate.backend import lm_eval_cli; lm_eval_cli()"
+    done = subprocess.run([sys.executable, "-c", script, "--model", "seethrough", "--model_args",
+                           f"pretrained={tmp_path}", "--tasks", "arc_easy", "--device", "cpu"],
+                          capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and str(tmp_path) in last and "config.json" in last

@@ -13,7 +13,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "seethrough"
 
 # the pipeline's layers, bottom to top (docs/architecture.md); a module may import its own layer or below
-LAYERS = {"errors": 0, "_files": 0, "_version": 0, "_threads": 0, "_config": 0,
+LAYERS = {"errors": 0, "_process": 0, "_files": 0, "_version": 0, "_threads": 0, "_config": 0,
           "corpus": 1, "index": 2, "train": 2, "distributed": 2, "model": 3, "audit": 4, "evaluate": 4, "show": 5, "serve": 5, "demo": 5, "cli": 6,
           "__init__": 6, "__main__": 7}
 
@@ -94,7 +94,7 @@ def test_layers_import_only_downward():
 def test_library_code_does_not_print_or_exit():
     offenders = []
     for path in SRC.rglob("*.py"):
-        if "cli" in path.parts or path.name == "__main__.py":
+        if "cli" in path.parts or path.name in ("__main__.py", "_process.py"):  # _process: how an entry point ends
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call):
