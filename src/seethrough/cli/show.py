@@ -8,10 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from .shared import SHOWING, JsonOpt, ThreadsOpt, app, console, emit, err, escape
+from .training import CorpusOpt, RunArg  # the same RUN argument and --corpus as train's other commands
 
-RunArg = Annotated[Path, typer.Argument(help="Run folder written by `seethrough train`.")]
-CorpusOpt = Annotated[Optional[Path], typer.Option(
-    "--corpus", help="The run's corpus, if it moved since training (checked by content hash).")]
 ResultsOpt = Annotated[Optional[list[Path]], typer.Option(
     "--results", help="A folder an audit or eval wrote with --out (repeat for several); recognised by the files it "
                       "holds: results.json, memorization or facts summary, evaluation.json, bias_data.json, "
@@ -32,10 +30,9 @@ def report(
     """A one-file transparency report (offline HTML, inline SVG) and report.json with every number and its source's sha256."""
     from ..show import build_report, write_report
 
-    target = out if out is not None else run.parent / f"{run.name}-report"
     with err.status("[bold]report[/] reading the artefacts, tracing sample generations..."):
         built = build_report(run, corpus, results or [], threads=threads)
-        write_report(built, target)
+        target = write_report(built, out)
     summary = {"report": str(target / "index.html"), "numbers": len(built.numbers["numbers"]),
                "sections": built.sections, "sources": len(built.numbers["sources"])}
     if as_json:

@@ -132,11 +132,13 @@ def _is_report_folder(folder: Path) -> bool:
     return (folder / "report.json").is_file() and (folder / "index.html").is_file()
 
 
-def write_report(report: Report, out: str | Path) -> Path:
-    """``out/index.html`` and ``out/report.json``. ``out`` is created if missing; an existing folder must be
-    empty or a report (its two files are replaced, each atomically); anything else is refused."""
-    out = Path(out)
-    refuse_out_inside(out, Path(report.numbers["run"]), Path(report.numbers["corpus"]))
+def write_report(report: Report, out: str | Path | None = None) -> Path:
+    """``out/index.html`` and ``out/report.json`` (default ``out``: ``RUN-report`` beside the run), the folder
+    returned. ``out`` is created if missing; an existing folder must be empty or a report (its two files are
+    replaced, each atomically); anything else is refused."""
+    run = Path(report.numbers["run"])
+    out = Path(out) if out is not None else run.parent / f"{run.name}-report"
+    refuse_out_inside(out, run, Path(report.numbers["corpus"]))
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; pass a folder for the report")
     if out.is_dir() and any(out.iterdir()) and not _is_report_folder(out):

@@ -10,6 +10,7 @@ add its kind to ``artefacts.KINDS`` if it comes from a ``--results`` folder, and
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -29,6 +30,12 @@ class Section:
     numbers: list[Number] = field(default_factory=list)
     evidence: dict[str, str] = field(default_factory=dict)
     """Short statements other sections may cite (the transparency checklist), by name."""
+
+
+SectionFunction = Callable[[Any], "Section | None"]
+"""A section of the report from the artefacts (``artefacts.Artefacts``), or None where they hold nothing for it."""
+FolderPart = Callable[[Any, Numbers, int, Path], list[Html]]
+"""One results folder's part of a section: (artefacts, the section's numbers, folder number, folder) -> its HTML."""
 
 
 def _ci(n: Numbers, key: str, source: SourceFile, where: str, style: str = "auto") -> Html:
@@ -57,6 +64,25 @@ def _heading(text: Any) -> Html:
 
 def _folder_heading(folders: list[Path], folder: Path) -> Html:
     return _heading(str(folder)) if len(folders) > 1 else Html("")
+
+
+def _one_part_per_folder(kind: str, section_id: str, title: str) -> Callable[[FolderPart], SectionFunction]:
+    """A section made of one part per ``--results`` folder of ``kind``, each under its folder's heading (absent
+    without such a folder): ``part(art, numbers, fi, folder)`` writes folder number ``fi``'s part."""
+    def section_of(part: FolderPart) -> SectionFunction:
+        @functools.wraps(part)
+        def section(art: Any) -> Section | None:
+            folders = art.folders(kind)
+            if not folders:
+                return None
+            n = Numbers(section_id)
+            parts: list[Html] = []
+            for fi, folder in enumerate(folders):
+                parts.append(_folder_heading(folders, folder))
+                parts += part(art, n, fi, folder)
+            return Section(section_id, title, Html("".join(parts)), n.items)
+        return section
+    return section_of
 
 
 def _thin(count: int, limit: int) -> list[int]:
@@ -460,82 +486,72 @@ def evaluation(art: Any) -> Section | None:
 
 # ---- memorization ---------------------------------------------------------------------------------
 
-def memorization(art: Any) -> Section | None:
-    folders = art.folders("memorization")
-    if not folders:
-        return None
-    n = Numbers("memorization")
+@_one_part_per_folder("memorization", "memorization", "Memorization")
+def memorization(art: Any, n: Numbers, fi: int, folder: Path) -> list[Html]:
     parts: list[Html] = []
-    for fi, folder in enumerate(folders):
-        parts.append(_folder_heading(folders, folder))
-        ms = art.sources.json(folder / "summary.json")
-        for label, entry in ms.value.items():
-            base = f"{fi}.{label}"
-            parts.append(para(esc(label), ": ", n.show(f"{base}.sequences", ms, ptr(label, "sequences")),
-                              " sequences; extracted exactly (greedy continuation equals the true one): ",
-                              n.show(f"{base}.extracted", ms, ptr(label, "extracted"), "pct"),
-                              "; mean memorization score: ", n.show(f"{base}.score", ms, ptr(label, "score"), ".3"), "."))
-            for table_key, column, title in (("by_duplicates", "duplicates", "copies in the corpus"),
-                                             ("by_doc_position", "doc_position", "position in document"),
-                                             ("by_step", "step", "step first seen")):
-                rows_in = entry.get(table_key) or []
-                if not rows_in:
-                    continue
-                rows, labels, values, intervals = [], [], [], []
-                for j, row in enumerate(rows_in):
-                    where = ptr(label, table_key, j)
-                    key = f"{base}.{table_key}.{j}"
-                    value = n.value(key + ".extracted", ms, where + "/extracted")
-                    ci = row.get("extracted_ci")
-                    rows.append([n.show(key + f".{column}", ms, where + f"/{column}"),
-                                 n.show(key + ".n", ms, where + "/n"), esc(format_value(value, "pct")),
-                                 _ci(n, key + ".extracted_ci", ms, where + "/extracted_ci", "pct"),
-                                 n.show(key + ".score", ms, where + "/score", ".3")])
-                    labels.append(str(row.get(column)))
-                    values.append(value)
-                    intervals.append(tuple(ci) if ci else None)
-                parts.append(table([title, "sequences", "extracted", "95% Wilson", "mean score"], rows,
-                                   caption=f"{label}: extraction by {title}"))
-                if table_key == "by_duplicates":
-                    parts.append(figure(bar_chart(labels, values, "extraction by duplication", title,
-                                                  "share extracted", intervals, y_range=(0.0, 1.0)),
-                                        "Share of sequences the model reproduces exactly, by how often they occur in "
-                                        "the training data (95% Wilson intervals)."))
-    return Section("memorization", "Memorization", Html("".join(parts)), n.items)
+    ms = art.sources.json(folder / "summary.json")
+    for label, entry in ms.value.items():
+        base = f"{fi}.{label}"
+        parts.append(para(esc(label), ": ", n.show(f"{base}.sequences", ms, ptr(label, "sequences")),
+                          " sequences; extracted exactly (greedy continuation equals the true one): ",
+                          n.show(f"{base}.extracted", ms, ptr(label, "extracted"), "pct"),
+                          "; mean memorization score: ", n.show(f"{base}.score", ms, ptr(label, "score"), ".3"), "."))
+        for table_key, column, title in (("by_duplicates", "duplicates", "copies in the corpus"),
+                                         ("by_doc_position", "doc_position", "position in document"),
+                                         ("by_step", "step", "step first seen")):
+            rows_in = entry.get(table_key) or []
+            if not rows_in:
+                continue
+            rows, labels, values, intervals = [], [], [], []
+            for j, row in enumerate(rows_in):
+                where = ptr(label, table_key, j)
+                key = f"{base}.{table_key}.{j}"
+                value = n.value(key + ".extracted", ms, where + "/extracted")
+                ci = row.get("extracted_ci")
+                rows.append([n.show(key + f".{column}", ms, where + f"/{column}"),
+                             n.show(key + ".n", ms, where + "/n"), esc(format_value(value, "pct")),
+                             _ci(n, key + ".extracted_ci", ms, where + "/extracted_ci", "pct"),
+                             n.show(key + ".score", ms, where + "/score", ".3")])
+                labels.append(str(row.get(column)))
+                values.append(value)
+                intervals.append(tuple(ci) if ci else None)
+            parts.append(table([title, "sequences", "extracted", "95% Wilson", "mean score"], rows,
+                               caption=f"{label}: extraction by {title}"))
+            if table_key == "by_duplicates":
+                parts.append(figure(bar_chart(labels, values, "extraction by duplication", title,
+                                              "share extracted", intervals, y_range=(0.0, 1.0)),
+                                    "Share of sequences the model reproduces exactly, by how often they occur in "
+                                    "the training data (95% Wilson intervals)."))
+    return parts
 
 
 # ---- membership -----------------------------------------------------------------------------------
 
-def membership(art: Any) -> Section | None:
-    folders = art.folders("membership")
-    if not folders:
-        return None
-    n = Numbers("membership")
+@_one_part_per_folder("membership", "membership", "Membership inference")
+def membership(art: Any, n: Numbers, fi: int, folder: Path) -> list[Html]:
     parts: list[Html] = []
-    for fi, folder in enumerate(folders):
-        parts.append(_folder_heading(folders, folder))
-        ev = art.sources.json(folder / "evaluation.json")
-        rows, labels, values, intervals = [], [], [], []
-        for name, s in ev.value.get("signals", {}).items():
-            where, key = ptr("signals", name), f"{fi}.{name}"
-            auc = n.value(key + ".auc", ev, where + "/auc")
-            rows.append([esc(name), esc(format_value(auc, ".3")), _ci(n, key + ".auc_ci", ev, where + "/auc_ci", ".3"),
-                         n.show(key + ".tpr_at_1pct_fpr", ev, where + "/tpr_at_1pct_fpr", "pct"),
-                         n.show(key + ".tpr_at_0.1pct_fpr", ev, where + "/tpr_at_0.1pct_fpr", "pct"),
-                         n.show(key + ".members", ev, where + "/members"),
-                         n.show(key + ".nonmembers", ev, where + "/nonmembers")])
-            labels.append(name)
-            values.append(auc)
-            intervals.append(tuple(s["auc_ci"]) if s.get("auc_ci") else None)
-        parts.append(para("Model-only membership signals against known members and non-members: an AUC near 0.5 "
-                          "means the signal cannot tell them apart. The index answers membership exactly; these "
-                          "signals are what remains without the data."))
-        parts.append(table(["signal", "ROC AUC", "95% bootstrap", "TPR at 1% FPR", "TPR at 0.1% FPR", "members",
-                            "non-members"], rows))
-        parts.append(figure(bar_chart(labels, values, "membership AUC", "signal", "ROC AUC", intervals,
-                                      y_range=(0.0, 1.0), reference=0.5),
-                            "ROC AUC per signal with its bootstrap interval; dashed: chance (0.5)."))
-    return Section("membership", "Membership inference", Html("".join(parts)), n.items)
+    ev = art.sources.json(folder / "evaluation.json")
+    rows, labels, values, intervals = [], [], [], []
+    for name, s in ev.value.get("signals", {}).items():
+        where, key = ptr("signals", name), f"{fi}.{name}"
+        auc = n.value(key + ".auc", ev, where + "/auc")
+        rows.append([esc(name), esc(format_value(auc, ".3")), _ci(n, key + ".auc_ci", ev, where + "/auc_ci", ".3"),
+                     n.show(key + ".tpr_at_1pct_fpr", ev, where + "/tpr_at_1pct_fpr", "pct"),
+                     n.show(key + ".tpr_at_0.1pct_fpr", ev, where + "/tpr_at_0.1pct_fpr", "pct"),
+                     n.show(key + ".members", ev, where + "/members"),
+                     n.show(key + ".nonmembers", ev, where + "/nonmembers")])
+        labels.append(name)
+        values.append(auc)
+        intervals.append(tuple(s["auc_ci"]) if s.get("auc_ci") else None)
+    parts.append(para("Model-only membership signals against known members and non-members: an AUC near 0.5 "
+                      "means the signal cannot tell them apart. The index answers membership exactly; these "
+                      "signals are what remains without the data."))
+    parts.append(table(["signal", "ROC AUC", "95% bootstrap", "TPR at 1% FPR", "TPR at 0.1% FPR", "members",
+                        "non-members"], rows))
+    parts.append(figure(bar_chart(labels, values, "membership AUC", "signal", "ROC AUC", intervals,
+                                  y_range=(0.0, 1.0), reference=0.5),
+                        "ROC AUC per signal with its bootstrap interval; dashed: chance (0.5)."))
+    return parts
 
 
 # ---- traced generations ---------------------------------------------------------------------------
@@ -634,62 +650,57 @@ def traces(art: Any) -> Section | None:
 
 # ---- facts ----------------------------------------------------------------------------------------
 
-def facts(art: Any) -> Section | None:
-    folders = art.folders("facts")
-    if not folders:
-        return None
-    n = Numbers("facts")
+@_one_part_per_folder("facts", "facts", "Facts: stated, derivable, unknowable")
+def facts(art: Any, n: Numbers, fi: int, folder: Path) -> list[Html]:
     parts: list[Html] = []
-    for fi, folder in enumerate(folders):
-        parts.append(_folder_heading(folders, folder))
-        fs = art.sources.json(folder / "summary.json")
-        cats = fs.value.get("categories", {})
-        parts.append(para("Each question is stated (subject and answer co-occur in a training document), derivable "
-                          "(every hop stated), or unknowable; counts: ",
-                          join([Html(f"{esc(c)} {n.show(f'{fi}.categories.{c}', fs, ptr('categories', c))}")
-                                for c in cats], ", "), "."))
-        checkpoints = fs.value.get("checkpoints", [])
-        if not checkpoints:
-            continue
-        last = len(checkpoints) - 1
-        rows = []
-        for j, row in enumerate(checkpoints[last].get("aggregates", [])):
-            where, key = ptr("checkpoints", last, "aggregates", j), f"{fi}.final.{j}"
-            control = row.get("control")
-            rows.append([esc(row.get("category")), esc(row.get("format")), esc(row.get("group")),
-                         esc(row.get("relation")), n.show(key + ".n", fs, where + "/n"),
-                         n.show(key + ".accuracy", fs, where + "/accuracy", "pct"),
-                         _ci(n, key + ".accuracy_ci", fs, where + "/accuracy_ci", "pct"),
-                         n.show(key + ".chance", fs, where + "/chance", "pct"),
-                         n.show(key + ".control", fs, where + "/control/accuracy", "pct") if control else esc(""),
-                         _ci(n, key + ".difference_ci", fs, where + "/difference_ci", "pct")
-                         if row.get("difference_ci") is not None else esc(""),
-                         esc(row.get("verdict"))])
-        parts.append(table(["category", "format", "group", "relation", "n", "accuracy", "95% Wilson", "chance",
-                            "control", "difference 95%", "verdict"], rows,
-                           caption=f"at {checkpoints[last].get('checkpoint')}"))
-        # accuracy by step, pooled per category and format
-        series: dict[str, tuple[list[float], list[float]]] = {}
-        for ci_, c in enumerate(checkpoints):
-            pooled: dict[str, list[int]] = {}
-            for row in c.get("aggregates", []):
-                name = f"{row.get('category')}/{row.get('format')}"
-                pooled.setdefault(name, [0, 0])
-                pooled[name][0] += row.get("correct", 0)
-                pooled[name][1] += row.get("n", 0)
-            for name, (correct, total) in pooled.items():
-                value = n.derived_value(f"{fi}.by_step.{name}.{c.get('step')}", correct / total if total else None, fs,
-                                        "pooled accuracy: sum of correct / sum of n over the checkpoint's aggregates "
-                                        "of that category and format")
-                xs, ys = series.setdefault(name, ([], []))
-                xs.append(max(c.get("step") or 0, 0.5))
-                ys.append(value)
-        if len(checkpoints) > 1:
-            parts.append(figure(line_chart([(k, v[0], v[1]) for k, v in sorted(series.items())], "accuracy by step",
-                                           "step (log)", "accuracy", log_x=True, y_range=(0.0, 1.0)),
-                                "Accuracy per category and format, pooled over groups and relations, at each "
-                                "checkpoint audited."))
-    return Section("facts", "Facts: stated, derivable, unknowable", Html("".join(parts)), n.items)
+    fs = art.sources.json(folder / "summary.json")
+    cats = fs.value.get("categories", {})
+    parts.append(para("Each question is stated (subject and answer co-occur in a training document), derivable "
+                      "(every hop stated), or unknowable; counts: ",
+                      join([Html(f"{esc(c)} {n.show(f'{fi}.categories.{c}', fs, ptr('categories', c))}")
+                            for c in cats], ", "), "."))
+    checkpoints = fs.value.get("checkpoints", [])
+    if not checkpoints:
+        return parts
+    last = len(checkpoints) - 1
+    rows = []
+    for j, row in enumerate(checkpoints[last].get("aggregates", [])):
+        where, key = ptr("checkpoints", last, "aggregates", j), f"{fi}.final.{j}"
+        control = row.get("control")
+        rows.append([esc(row.get("category")), esc(row.get("format")), esc(row.get("group")),
+                     esc(row.get("relation")), n.show(key + ".n", fs, where + "/n"),
+                     n.show(key + ".accuracy", fs, where + "/accuracy", "pct"),
+                     _ci(n, key + ".accuracy_ci", fs, where + "/accuracy_ci", "pct"),
+                     n.show(key + ".chance", fs, where + "/chance", "pct"),
+                     n.show(key + ".control", fs, where + "/control/accuracy", "pct") if control else esc(""),
+                     _ci(n, key + ".difference_ci", fs, where + "/difference_ci", "pct")
+                     if row.get("difference_ci") is not None else esc(""),
+                     esc(row.get("verdict"))])
+    parts.append(table(["category", "format", "group", "relation", "n", "accuracy", "95% Wilson", "chance",
+                        "control", "difference 95%", "verdict"], rows,
+                       caption=f"at {checkpoints[last].get('checkpoint')}"))
+    # accuracy by step, pooled per category and format
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    for ci_, c in enumerate(checkpoints):
+        pooled: dict[str, list[int]] = {}
+        for row in c.get("aggregates", []):
+            name = f"{row.get('category')}/{row.get('format')}"
+            pooled.setdefault(name, [0, 0])
+            pooled[name][0] += row.get("correct", 0)
+            pooled[name][1] += row.get("n", 0)
+        for name, (correct, total) in pooled.items():
+            value = n.derived_value(f"{fi}.by_step.{name}.{c.get('step')}", correct / total if total else None, fs,
+                                    "pooled accuracy: sum of correct / sum of n over the checkpoint's aggregates "
+                                    "of that category and format")
+            xs, ys = series.setdefault(name, ([], []))
+            xs.append(max(c.get("step") or 0, 0.5))
+            ys.append(value)
+    if len(checkpoints) > 1:
+        parts.append(figure(line_chart([(k, v[0], v[1]) for k, v in sorted(series.items())], "accuracy by step",
+                                       "step (log)", "accuracy", log_x=True, y_range=(0.0, 1.0)),
+                            "Accuracy per category and format, pooled over groups and relations, at each "
+                            "checkpoint audited."))
+    return parts
 
 
 # ---- bias -----------------------------------------------------------------------------------------
@@ -769,107 +780,92 @@ def bias(art: Any) -> Section | None:
 
 # ---- probes and lenses ----------------------------------------------------------------------------
 
-def probes(art: Any) -> Section | None:
-    folders = art.folders("probe")
-    if not folders:
-        return None
-    n = Numbers("probe")
+@_one_part_per_folder("probe", "probe", "Probes of internal beliefs")
+def probes(art: Any, n: Numbers, fi: int, folder: Path) -> list[Html]:
     parts: list[Html] = []
-    for fi, folder in enumerate(folders):
-        parts.append(_folder_heading(folders, folder))
-        pj = art.sources.json(folder / "probe.json")
-        results = pj.value.get("results")
-        contexts = results if isinstance(results, dict) else {"": results or []}
-        verdict = pj.value.get("verdict")
-        statement = pj.value.get("statement") or (verdict.get("statement") if isinstance(verdict, dict) else None)
-        if statement:
-            parts.append(para(esc(statement)))
-        if isinstance(verdict, dict) and verdict.get("kind"):
-            parts.append(para("Verdict: ", tag("b", verdict["kind"])))
-        for context, rows_in in contexts.items():
-            base_where = ptr("results", context) if context else "/results"
-            by_method: dict[str, tuple[list[float], list[float]]] = {}
-            best: dict[str, tuple[int, float]] = {}
-            for j, row in enumerate(rows_in):
-                where, key = f"{base_where}/{j}", f"{fi}.{context or 'test'}.{j}"
-                auroc = n.value(key + ".auroc", pj, where + "/auroc")
-                layer = row.get("layer")
-                xs, ys = by_method.setdefault(str(row.get("method")), ([], []))
-                xs.append(layer)
-                ys.append(auroc)
-                if auroc is not None and (row["method"] not in best or auroc > best[row["method"]][1]):
-                    best[row["method"]] = (j, auroc)
-            title = f"probe AUROC per layer{' (' + context + ')' if context else ''}"
-            parts.append(figure(line_chart([(m, xs, ys) for m, (xs, ys) in by_method.items()], title, "layer",
-                                           "AUROC", y_range=(0.0, 1.0), reference=0.5),
-                                f"Held-out AUROC of each probe method per layer{' in ' + context + ' contexts' if context else ''}; "
-                                "dashed: chance."))
-            rows = []
-            for method, (j, _) in best.items():
-                where, key = f"{base_where}/{j}", f"{fi}.{context or 'test'}.{j}"
-                rows.append([esc(method), n.show(key + ".layer", pj, where + "/layer"),
-                             n.show(key + ".accuracy", pj, where + "/accuracy", "pct"),
-                             _ci(n, key + ".accuracy_ci", pj, where + "/accuracy_ci", "pct"),
-                             esc(format_value(rows_in[j].get("auroc"), ".3")),
-                             _ci(n, key + ".auroc_ci", pj, where + "/auroc_ci", ".3")])
-            parts.append(table(["method", "best layer", "accuracy", "95% CI", "AUROC", "95% CI"], rows,
-                               caption=f"the layer with the highest held-out AUROC, per method{' (' + context + ')' if context else ''}"))
-    return Section("probe", "Probes of internal beliefs", Html("".join(parts)), n.items)
+    pj = art.sources.json(folder / "probe.json")
+    results = pj.value.get("results")
+    contexts = results if isinstance(results, dict) else {"": results or []}
+    verdict = pj.value.get("verdict")
+    statement = pj.value.get("statement") or (verdict.get("statement") if isinstance(verdict, dict) else None)
+    if statement:
+        parts.append(para(esc(statement)))
+    if isinstance(verdict, dict) and verdict.get("kind"):
+        parts.append(para("Verdict: ", tag("b", verdict["kind"])))
+    for context, rows_in in contexts.items():
+        base_where = ptr("results", context) if context else "/results"
+        by_method: dict[str, tuple[list[float], list[float]]] = {}
+        best: dict[str, tuple[int, float]] = {}
+        for j, row in enumerate(rows_in):
+            where, key = f"{base_where}/{j}", f"{fi}.{context or 'test'}.{j}"
+            auroc = n.value(key + ".auroc", pj, where + "/auroc")
+            layer = row.get("layer")
+            xs, ys = by_method.setdefault(str(row.get("method")), ([], []))
+            xs.append(layer)
+            ys.append(auroc)
+            if auroc is not None and (row["method"] not in best or auroc > best[row["method"]][1]):
+                best[row["method"]] = (j, auroc)
+        title = f"probe AUROC per layer{' (' + context + ')' if context else ''}"
+        parts.append(figure(line_chart([(m, xs, ys) for m, (xs, ys) in by_method.items()], title, "layer",
+                                       "AUROC", y_range=(0.0, 1.0), reference=0.5),
+                            f"Held-out AUROC of each probe method per layer{' in ' + context + ' contexts' if context else ''}; "
+                            "dashed: chance."))
+        rows = []
+        for method, (j, _) in best.items():
+            where, key = f"{base_where}/{j}", f"{fi}.{context or 'test'}.{j}"
+            rows.append([esc(method), n.show(key + ".layer", pj, where + "/layer"),
+                         n.show(key + ".accuracy", pj, where + "/accuracy", "pct"),
+                         _ci(n, key + ".accuracy_ci", pj, where + "/accuracy_ci", "pct"),
+                         esc(format_value(rows_in[j].get("auroc"), ".3")),
+                         _ci(n, key + ".auroc_ci", pj, where + "/auroc_ci", ".3")])
+        parts.append(table(["method", "best layer", "accuracy", "95% CI", "AUROC", "95% CI"], rows,
+                           caption=f"the layer with the highest held-out AUROC, per method{' (' + context + ')' if context else ''}"))
+    return parts
 
 
-def lens(art: Any) -> Section | None:
-    folders = art.folders("lens")
-    if not folders:
-        return None
-    n = Numbers("lens")
+@_one_part_per_folder("lens", "lens", "Lenses")
+def lens(art: Any, n: Numbers, fi: int, folder: Path) -> list[Html]:
     parts: list[Html] = []
-    for fi, folder in enumerate(folders):
-        parts.append(_folder_heading(folders, folder))
-        lj = art.sources.json(folder / "lens.json")
-        layers = lj.value.get("layers", [])
-        xs = [row.get("layer") for row in layers]
-        series = []
-        for name in ("logit_kl", "tuned_kl"):
-            ys = [n.value(f"{fi}.{j}.{name}", lj, ptr("layers", j, name)) for j in range(len(layers))]
-            if any(y is not None for y in ys):
-                series.append((name.replace("_", " "), xs, ys))
-        parts.append(figure(line_chart(series, "lens KL per layer", "layer", "KL to the final distribution (nats)"),
-                            "How far each layer's lens is from the model's own next-token distribution (held-out text)."))
-        parts.append(para("Model cross-entropy on the held-out text: ", _cell(n, f"{fi}.model_ce", lj, "/model_ce", ".3"),
-                          " nats over ", _cell(n, f"{fi}.heldout_tokens", lj, "/heldout_tokens"), " tokens."))
-    return Section("lens", "Lenses", Html("".join(parts)), n.items)
+    lj = art.sources.json(folder / "lens.json")
+    layers = lj.value.get("layers", [])
+    xs = [row.get("layer") for row in layers]
+    series = []
+    for name in ("logit_kl", "tuned_kl"):
+        ys = [n.value(f"{fi}.{j}.{name}", lj, ptr("layers", j, name)) for j in range(len(layers))]
+        if any(y is not None for y in ys):
+            series.append((name.replace("_", " "), xs, ys))
+    parts.append(figure(line_chart(series, "lens KL per layer", "layer", "KL to the final distribution (nats)"),
+                        "How far each layer's lens is from the model's own next-token distribution (held-out text)."))
+    parts.append(para("Model cross-entropy on the held-out text: ", _cell(n, f"{fi}.model_ce", lj, "/model_ce", ".3"),
+                      " nats over ", _cell(n, f"{fi}.heldout_tokens", lj, "/heldout_tokens"), " tokens."))
+    return parts
 
 
 # ---- detectors ------------------------------------------------------------------------------------
 
-def detect(art: Any) -> Section | None:
-    folders = art.folders("detect")
-    if not folders:
-        return None
-    n = Numbers("detect")
+@_one_part_per_folder("detect", "detect", "AI-text detectors")
+def detect(art: Any, n: Numbers, fi: int, folder: Path) -> list[Html]:
     parts: list[Html] = []
-    for fi, folder in enumerate(folders):
-        parts.append(_folder_heading(folders, folder))
-        dj = art.sources.json(folder / "detect.json")
-        rows = []
-        for j, row in enumerate(dj.value.get("headline", [])):
-            where, key = ptr("headline", j), f"{fi}.headline.{j}"
-            rows.append([esc(row.get("detector")), n.show(key + ".auroc", dj, where + "/auroc", ".3"),
-                         _ci(n, key + ".auroc_ci", dj, where + "/auroc_ci", ".3"),
-                         n.show(key + ".tpr_at_1pct_fpr", dj, where + "/tpr_at_1pct_fpr", "pct"),
-                         _ci(n, key + ".tpr_at_1pct_fpr_ci", dj, where + "/tpr_at_1pct_fpr_ci", "pct"),
-                         n.show(key + ".fpr_realised", dj, where + "/fpr_realised", "pct"),
-                         n.show(key + ".test_humans", dj, where + "/test_humans"),
-                         n.show(key + ".test_machines", dj, where + "/test_machines")])
-        parts.append(para("AI-text detectors tested on human text checked against the training data and machine text "
-                          "from the model: thresholds from calibration humans, the false-positive rate realised on "
-                          "test humans."))
-        parts.append(table(["detector", "AUROC", "95% CI", "TPR at 1% FPR", "95% CI", "FPR realised", "test humans",
-                            "test machines"], rows))
-        notes = dj.value.get("notes") or []
-        if notes:
-            parts.append(para(esc("Notes: " + " ".join(map(str, notes)))))
-    return Section("detect", "AI-text detectors", Html("".join(parts)), n.items)
+    dj = art.sources.json(folder / "detect.json")
+    rows = []
+    for j, row in enumerate(dj.value.get("headline", [])):
+        where, key = ptr("headline", j), f"{fi}.headline.{j}"
+        rows.append([esc(row.get("detector")), n.show(key + ".auroc", dj, where + "/auroc", ".3"),
+                     _ci(n, key + ".auroc_ci", dj, where + "/auroc_ci", ".3"),
+                     n.show(key + ".tpr_at_1pct_fpr", dj, where + "/tpr_at_1pct_fpr", "pct"),
+                     _ci(n, key + ".tpr_at_1pct_fpr_ci", dj, where + "/tpr_at_1pct_fpr_ci", "pct"),
+                     n.show(key + ".fpr_realised", dj, where + "/fpr_realised", "pct"),
+                     n.show(key + ".test_humans", dj, where + "/test_humans"),
+                     n.show(key + ".test_machines", dj, where + "/test_machines")])
+    parts.append(para("AI-text detectors tested on human text checked against the training data and machine text "
+                      "from the model: thresholds from calibration humans, the false-positive rate realised on "
+                      "test humans."))
+    parts.append(table(["detector", "AUROC", "95% CI", "TPR at 1% FPR", "95% CI", "FPR realised", "test humans",
+                        "test machines"], rows))
+    notes = dj.value.get("notes") or []
+    if notes:
+        parts.append(para(esc("Notes: " + " ".join(map(str, notes)))))
+    return parts
 
 
 # ---- control (erase / steer) ----------------------------------------------------------------------
@@ -974,8 +970,6 @@ def control(art: Any) -> Section | None:
             parts.append(para(esc("Notes: " + " ".join(map(str, notes)))))
     return Section("control", "Deployment-time control", Html("".join(parts)), n.items)
 
-
-SectionFunction = Callable[[Any], "Section | None"]
 
 SECTIONS: list[SectionFunction] = [provenance, datasheet, training, evaluation, memorization, membership, traces, facts,
                                    bias, probes, lens, detect, control]
