@@ -299,7 +299,7 @@ def create_app(corpus_path: str | Path, run: str | Path | None = None,
     explorer = Explorer(index, run, withheld, limits, device=device, threads=threads)
     explorer.warm_up()
     if run is not None:
-        explorer._membership_auditor()  # the model is loaded at start, not inside a query's deadline
+        explorer.load_model()  # at start, not inside the first query's deadline
     return build_app(explorer, allowed_hosts_for(host))
 
 

@@ -72,6 +72,10 @@ class Explorer:
         self.index.longest_matches(ids)
         self.index.search([[ids]], window=1, limit=1, context=1)
 
+    def load_model(self) -> None:
+        """Load the run's model now (a server does at start, so that no query's deadline pays for it)."""
+        self._membership_auditor()
+
     # ---- what is served ------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         """The corpus, the run, the takedown list's size and the limits, for the page's header."""

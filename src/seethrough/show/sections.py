@@ -42,7 +42,7 @@ def _ci(n: Numbers, key: str, source: SourceFile, where: str, style: str = "auto
     """``[low, high]`` of an interval at ``where`` (a two-element list), both recorded."""
     value = source.get(where)
     if value is None:
-        n._add(key, None, source, where, None)
+        n.value(key, source, where)  # recorded as null, as it stands in the file
         return esc("")
     low = n.show(f"{key}.low", source, where + "/0", style)
     high = n.show(f"{key}.high", source, where + "/1", style)
