@@ -415,12 +415,27 @@ def test_an_evaluation_of_another_run_is_refused(show_inputs, tmp_path):
     record = json.loads((foreign / "results.json").read_text())
     record["seethrough"]["model"]["weights_sha256"] = "ab" * 32
     (foreign / "results.json").write_text(json.dumps(record))
-    with pytest.raises(ConfigError, match="evaluated weights that are none of run .* checkpoints"):
+    with pytest.raises(ConfigError, match="results.json measured weights that are none of run .* checkpoints"):
         build_report(show_inputs.run, results=[foreign], trace=False)
     record["seethrough"]["model"]["corpus_hash"] = "cd" * 32
     (foreign / "results.json").write_text(json.dumps(record))
-    with pytest.raises(ConfigError, match="trained on another corpus"):
+    with pytest.raises(ConfigError, match="results.json measured another corpus"):
         build_report(show_inputs.run, results=[foreign], trace=False)
+    # bias data over another corpus, bias model of other weights: refused the same way
+    bias = tmp_path / "bias"
+    shutil.copytree(show_inputs.bias, bias)
+    data = json.loads((bias / "bias_data.json").read_text())
+    model = json.loads((bias / "bias_model.json").read_text())
+    for name, record, where, value, message in (
+            ("bias_data.json", data, ("corpus", "corpus_hash"), "ef" * 32, "bias_data.json measured another corpus"),
+            ("bias_model.json", model, ("model", "weights_sha256"), "ab" * 32, "bias_model.json measured weights")):
+        original = json.dumps(record)
+        record.setdefault(where[0], {})[where[1]] = value
+        (bias / name).write_text(json.dumps(record))
+        with pytest.raises(ConfigError, match=message):
+            build_report(show_inputs.run, results=[bias], trace=False)
+        (bias / name).write_text(original)
+    build_report(show_inputs.run, results=[bias], trace=False)  # restored: accepted
 
 
 def test_a_report_inside_the_run_or_its_corpus_is_refused(built, show_inputs):

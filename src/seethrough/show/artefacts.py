@@ -137,8 +137,7 @@ def gather(run: str | Path, corpus: str | Path | None = None, results: Sequence[
             continue
         seen.add(key)
         kinds = recognise_folder(folder)
-        if "eval" in kinds:
-            _check_evaluated_this_run(folder, opened)
+        _check_made_from_this_run(folder, kinds, opened)
         for kind in kinds:
             by_kind.setdefault(kind, []).append(folder)
     return Artefacts(run_path, opened, corpus_view, indexed, by_kind, options=options)
@@ -167,23 +166,47 @@ def checkpoint_weights_hashes(run: Any) -> dict[str, int]:
     return hashes
 
 
-def _check_evaluated_this_run(folder: Path, run: Any) -> None:
-    """An evaluation (``results.json``, or each ``step-*/results.json``) of another run's weights or of a model
-    trained on another corpus is refused: the report and the model card would show it as this run's."""
+RECORDED_ORIGIN: dict[str, tuple[tuple[str, ...], str | None, str | None]] = {
+    "eval": (("results.json", "step-*/results.json"), "/seethrough/model/corpus_hash", "/seethrough/model/weights_sha256"),
+    "bias_data": (("bias_data.json",), "/corpus/corpus_hash", None),
+    "bias_model": (("bias_model.json",), "/corpus/corpus_hash", "/model/weights_sha256"),
+    "lens": (("lens.json",), "/corpus/corpus_hash", "/model/weights_sha256"),
+}
+"""Kind -> (its files, where each records the corpus it measured or the model was trained on, where the
+weights hash of the model it measured): what ties a results folder to a run. The other kinds record
+neither (memorization, facts, probe) or may measure other models by design (detect's reference model)."""
+
+
+def _check_made_from_this_run(folder: Path, kinds: list[str], run: Any) -> None:
+    """A results folder that records another corpus, or weights that are none of the run's checkpoints, is
+    refused: the report and the model card would show another run's numbers as this run's."""
     known = checkpoint_weights_hashes(run)
     own_corpus = run.manifest["corpus"]["corpus_hash"]
-    paths = [folder / "results.json"] if (folder / "results.json").is_file() else sorted(folder.glob("step-*/results.json"))
-    for path in paths:
-        try:
-            model = json.loads(path.read_text(encoding="utf-8")).get("seethrough", {}).get("model", {})
-        except (OSError, ValueError, AttributeError):
-            continue  # an unreadable file is refused, naming it, where its section reads it
-        if not isinstance(model, dict):
+    for kind in kinds:
+        if kind not in RECORDED_ORIGIN:
             continue
-        corpus, weights = model.get("corpus_hash"), model.get("weights_sha256")
-        if corpus is not None and corpus != own_corpus:
-            raise ConfigError(f"--results {folder} evaluated a model trained on another corpus (corpus hash "
-                              f"{str(corpus)[:12]}, run {run.path}: {own_corpus[:12]}); pass an evaluation of this run")
-        if weights is not None and known and weights not in known:
-            raise ConfigError(f"--results {folder} evaluated weights that are none of run {run.path}'s checkpoints "
-                              f"(weights sha256 {str(weights)[:12]}); pass an evaluation of this run")
+        names, corpus_at, weights_at = RECORDED_ORIGIN[kind]
+        for path in [path for name in names for path in sorted(folder.glob(name))]:
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # an unreadable file is refused, naming it, where its section reads it
+            corpus, weights = _recorded(record, corpus_at), _recorded(record, weights_at)
+            if corpus is not None and corpus != own_corpus:
+                raise ConfigError(f"--results {folder}: {path.name} measured another corpus (corpus hash "
+                                  f"{str(corpus)[:12]}; run {run.path}'s is {own_corpus[:12]}); pass results of this run")
+            if weights is not None and known and weights not in known:
+                raise ConfigError(f"--results {folder}: {path.name} measured weights that are none of run "
+                                  f"{run.path}'s checkpoints (weights sha256 {str(weights)[:12]}); pass results of "
+                                  "this run")
+
+
+def _recorded(record: Any, where: str | None) -> Any:
+    """The value at JSON pointer ``where`` (plain keys), or None where the record does not hold it."""
+    if where is None:
+        return None
+    for key in where.strip("/").split("/"):
+        if not isinstance(record, dict):
+            return None
+        record = record.get(key)
+    return record if isinstance(record, str) else None
