@@ -116,10 +116,8 @@ def test_count_shows_the_count_tokens_and_latency(browser, server):
     wait_until(lambda: len(p.query_selector_all("#count-tokens tr")) == 3)
     assert p.inner_text("#count-value") == f"{want['count']:,}"
     browser.screenshot("serve-count")
-    p.select_option("#count-mode", "q")
-    p.fill("#count-q", "zzzz")  # a word the tokenizer does not know: the API's one-line error, shown
-    p.click("#count-go")
-    p.wait_for_selector("#count-error:not([hidden])")
+    p.select_option("#count-mode", "q")  # a word the tokenizer does not know: the API's one-line error, shown
+    submit(browser, "count", {"#count-q": "zzzz"}, "#count-error:not([hidden])")
     assert "not in the tokenizer's vocabulary" in p.inner_text("#count-error")
     expect_refusal(browser, 422)
     clean(browser)
@@ -194,9 +192,7 @@ def test_boolean_search_and_the_document_view(browser, server):
     assert p.inner_text("#doc-text") == doc["text"]
     assert p.inner_text("#doc-meta").startswith(f"document {docs[0]}: {len(doc['token_ids'])} tokens")
     browser.screenshot("serve-document")
-    p.fill("#doc-id", "999999")
-    p.click("#doc-go")
-    p.wait_for_selector("#doc-error:not([hidden])")
+    submit(browser, "document", {"#doc-id": "999999"}, "#doc-error:not([hidden])", go="#doc-go")
     assert "does not exist" in p.inner_text("#doc-error")
     expect_refusal(browser, 404)
     clean(browser)
