@@ -435,3 +435,24 @@ def test_demo_lines(world, tiny_run):
     assert lines[0] == f"explore the data in a browser: seethrough serve {corpus} --run {tiny_run}"
     assert f"occurs {index.count(token_docs[0][:8]):,} time(s)" in lines[1]
     assert serve_command("my corpus", port=9000) == "seethrough serve 'my corpus' --port 9000"
+
+
+def test_a_host_that_is_not_this_machines_is_named():
+    """A well-formed address this machine does not have (EADDRNOTAVAIL) reads as the --host problem it is."""
+    import errno
+    import socket
+
+    from seethrough.cli.serve import bind
+    from seethrough.errors import ConfigError
+
+    probe = socket.socket()
+    try:
+        probe.bind(("192.0.2.1", 0))  # TEST-NET-1: no machine's own address
+    except OSError as error:
+        assert error.errno == errno.EADDRNOTAVAIL
+    else:
+        pytest.skip("this machine has 192.0.2.1")
+    finally:
+        probe.close()
+    with pytest.raises(ConfigError, match=r"^--host 192.0.2.1 is not an address of this machine; use 127.0.0.1"):
+        bind("192.0.2.1", 0)

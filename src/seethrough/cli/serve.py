@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import socket
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -85,8 +87,6 @@ def serve(
             if host not in ("127.0.0.1", "localhost", "::1"):
                 console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can "
                               "query the corpus (there is no authentication)")
-        import sys
-
         sys.stdout.flush()
         config = uvicorn.Config(served, log_level="warning", access_log=False, server_header=False, lifespan="off")
         uvicorn.Server(config).run(sockets=[listener])
@@ -111,7 +111,10 @@ def bind(host: str, port: int) -> socket.socket:
         raise ConfigError(f"--host {host!r} is not an address of this machine; use 127.0.0.1 (default) or 0.0.0.0") from None
     except OSError as error:
         listener.close()
-        reason = "is in use; pick another with --port (0: any free port)" if error.errno == 98 else \
+        if error.errno == errno.EADDRNOTAVAIL:
+            raise ConfigError(f"--host {host} is not an address of this machine; use 127.0.0.1 (default) or "
+                              "0.0.0.0") from None
+        reason = "is in use; pick another with --port (0: any free port)" if error.errno == errno.EADDRINUSE else \
             f"cannot be opened: {error.strerror}"
         raise ConfigError(f"{host}:{port} {reason}") from None
     listener.listen(128)
