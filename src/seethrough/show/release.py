@@ -64,7 +64,7 @@ def model_index_results(results: dict[str, Any]) -> list[Any]:
     clean-subset value as the same metric with ``dataset_config: clean``."""
     from huggingface_hub import EvalResult
 
-    from .sections import _metric_pairs
+    from .sections import metric_pairs
 
     out = []
     contamination = results.get("seethrough", {}).get("contamination") or {}
@@ -72,7 +72,7 @@ def model_index_results(results: dict[str, Any]) -> list[Any]:
     for task, metrics in results.get("results", {}).items():
         config = results.get("configs", {}).get(task, {})
         split = config.get("test_split") or config.get("validation_split")
-        for key, _ in _metric_pairs(metrics):
+        for key, _ in metric_pairs(metrics):
             name = key.split(",", 1)[0]
             out.append(EvalResult(task_type="text-generation", dataset_type=task, dataset_name=task,
                                   dataset_split=split, metric_type=name, metric_value=metrics[key], metric_name=key))
@@ -156,12 +156,12 @@ def model_card(art: Any, step: int, file_sha256: str, weights_sha256: str, name:
     lines += ["", "## Evaluation", ""]
     if eval_results:
         lines += ["| task | metric | value | stderr | clean subset |", "|---|---|---|---|---|"]
-        from .sections import _metric_pairs
+        from .sections import metric_pairs
 
         for _, results in eval_results:
             contamination = results.get("seethrough", {}).get("contamination") or {}
             for task, metrics in results.get("results", {}).items():
-                for key, stderr in _metric_pairs(metrics):
+                for key, stderr in metric_pairs(metrics):
                     clean = ((contamination.get(task) or {}).get("clean") or {}).get(key.split(",", 1)[0])
                     lines.append(f"| {_md_escape(task)} | {_md_escape(key)} | {metrics[key]:.4f} | "
                                  f"{'' if stderr is None else format(metrics[stderr], '.4f')} | "
@@ -314,8 +314,8 @@ def build_release(run: str | Path, corpus: str | Path | None = None, results: Se
     name = _slug(run_path.resolve().name)
     dataset_id = _slug(art.corpus_path.resolve().name)
     language = list(language)
-    eval_results = [(_slug(Path(folder).resolve().name), art.sources.json(path).value)
-                    for folder, path in _released_evaluations(art, step, weights_hash)]
+    released = _released_evaluations(art, step, weights_hash)
+    eval_results = [(_slug(Path(folder).resolve().name), art.sources.json(path).value) for folder, path in released]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
@@ -335,7 +335,7 @@ def build_release(run: str | Path, corpus: str | Path | None = None, results: Se
         atomic_write_bytes(tmp / "dataset" / "README.md",
                            dataset_card(art, dataset_id, language, license, license_name).encode("utf-8"))
         used: set[str] = set()
-        for folder, path in _released_evaluations(art, step, weights_hash):
+        for folder, path in released:
             label = _slug(Path(folder).resolve().name)
             while label in used:
                 label += "-1"

@@ -375,7 +375,7 @@ def training(art: Any) -> Section:
 
 # ---- evaluation -----------------------------------------------------------------------------------
 
-def _metric_pairs(metrics: dict[str, Any]) -> list[tuple[str, str | None]]:
+def metric_pairs(metrics: dict[str, Any]) -> list[tuple[str, str | None]]:
     """(metric key, its stderr key or None) of lm-eval's ``results`` entry for one task."""
     out = []
     for key, value in metrics.items():
@@ -399,7 +399,7 @@ def _eval_folder(art: Any, n: Numbers, folder: Path, tag_: str) -> list[Html]:
         nshot = rs.value.get("n-shot", {})
         rows = []
         for task, metrics in rs.value.get("results", {}).items():
-            for key, stderr in _metric_pairs(metrics):
+            for key, stderr in metric_pairs(metrics):
                 base = f"{tag_}.{task}.{key}"
                 rows.append([esc(task), esc(key), n.show(base, rs, ptr("results", task, key), ".4"),
                              n.show(base + ".stderr", rs, ptr("results", task, stderr), ".4") if stderr else esc(""),
