@@ -448,3 +448,20 @@ def test_a_report_inside_the_run_or_its_corpus_is_refused(built, show_inputs):
         with pytest.raises(ConfigError, match="is inside .* which it describes"):
             write_report(report, inside)
         assert not made.exists()
+
+
+def test_a_damaged_run_file_is_named_with_its_line_and_the_right_fix(show_inputs, tmp_path):
+    """log.jsonl is the run's own file: the error names its bad line and does not advise leaving out a
+    --results folder (it is in none)."""
+    import shutil
+
+    from seethrough.errors import ConfigError
+    from seethrough.show import build_report
+
+    run = tmp_path / "run"
+    shutil.copytree(show_inputs.run, run)
+    lines = (run / "log.jsonl").read_text().splitlines()
+    (run / "log.jsonl").write_text("\n".join(lines[:3] + ['{"step": broken'] + lines[3:]) + "\n")
+    with pytest.raises(ConfigError, match=r"log.jsonl is not valid JSON \(line 4: .*\); restore it from a copy or "
+                                          r"rerun the command that wrote it$"):
+        build_report(run, trace=False)

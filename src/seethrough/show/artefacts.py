@@ -140,7 +140,8 @@ def gather(run: str | Path, corpus: str | Path | None = None, results: Sequence[
         _check_made_from_this_run(folder, kinds, opened)
         for kind in kinds:
             by_kind.setdefault(kind, []).append(folder)
-    return Artefacts(run_path, opened, corpus_view, indexed, by_kind, options=options)
+    return Artefacts(run_path, opened, corpus_view, indexed, by_kind,
+                     Sources(tuple(folder for folders in by_kind.values() for folder in folders)), options=options)
 
 
 def refuse_out_inside(out: Path, *folders: Path) -> None:

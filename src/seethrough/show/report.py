@@ -80,12 +80,11 @@ def _built_section(build: Callable[[Artefacts], Section | None], art: Artefacts)
         raise
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
         read_here = [path for path in art.sources.files if path not in read_before] or list(art.sources.files)[-1:]
-        given = [Path(folder) for folders in art.results.values() for folder in folders]
-        from_results = [path for path in read_here if any(Path(path).is_relative_to(f) for f in given)]
-        files = ", ".join((from_results or read_here)[-3:]) or "its artefacts"
+        suspects = ([path for path in read_here if art.sources.in_results(path)] or read_here)[-3:]
+        files = ", ".join(suspects) or "its artefacts"
+        fix = art.sources.fix_for(suspects[-1] if suspects else art.run_path)
         raise RunError(f"the {build.__name__} section cannot read {files} ({type(error).__name__}: "
-                       f"{str(error)[:80]}): not in the shape seethrough writes; restore it or leave its folder "
-                       "out of --results") from None
+                       f"{str(error)[:80]}): not in the shape seethrough writes; {fix}") from None
 
 
 def build_report(run: str | Path, corpus: str | Path | None = None, results: Sequence[str | Path] = (),

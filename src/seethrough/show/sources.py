@@ -59,8 +59,20 @@ def resolve_pointer(value: Any, where: str) -> Any:
 class Sources:
     """The files read so far (each read and hashed once, by resolved path)."""
 
-    def __init__(self) -> None:
+    def __init__(self, results_folders: tuple[Path, ...] = ()) -> None:
         self.files: dict[str, SourceFile] = {}
+        self.results_folders = tuple(results_folders)
+        """The ``--results`` folders: a damaged file inside one may be left out with its folder."""
+
+    def in_results(self, path: str | Path) -> bool:
+        """Whether ``path`` lies in a ``--results`` folder (else it is the run's or the corpus's)."""
+        return any(Path(path).is_relative_to(folder) for folder in self.results_folders)
+
+    def fix_for(self, path: str | Path) -> str:
+        """What to do about a damaged file: a results folder may be left out; the run's and corpus's files not."""
+        if self.in_results(path):
+            return "restore it or leave its folder out of --results"
+        return "restore it from a copy or rerun the command that wrote it"
 
     def _read(self, path: Path, parse: Callable[[bytes], Any]) -> SourceFile:
         key = str(path)
@@ -72,8 +84,7 @@ class Sources:
             try:
                 value = parse(data)
             except (UnicodeDecodeError, ValueError) as error:
-                raise ConfigError(f"{path} is not valid JSON ({str(error).splitlines()[0]}); restore it or leave "
-                                  "its folder out of --results") from None
+                raise ConfigError(f"{path} is not valid JSON ({str(error).splitlines()[0]}); {self.fix_for(path)}") from None
             self.files[key] = SourceFile(key, hashlib.sha256(data).hexdigest(), len(data), value)
         return self.files[key]
 
@@ -82,8 +93,14 @@ class Sources:
 
     def jsonl(self, path: str | Path) -> SourceFile:
         def parse(data: bytes) -> list[Any]:
-            lines = data.decode("utf-8").split("\n")
-            return [json.loads(line) for line in lines if line.strip()]
+            values = []
+            for number, line in enumerate(data.decode("utf-8").split("\n"), 1):
+                if line.strip():
+                    try:
+                        values.append(json.loads(line))
+                    except ValueError as error:
+                        raise ValueError(f"line {number}: {error}") from None
+            return values
 
         return self._read(Path(path), parse)
 
