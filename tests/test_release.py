@@ -181,3 +181,19 @@ def test_a_bundle_inside_the_run_folder_is_refused(show_inputs):
     with pytest.raises(ConfigError, match="is inside .* which it describes"):
         build_release(show_inputs.run, out=show_inputs.run / "bundle", report=False)
     assert sorted(p.name for p in show_inputs.run.iterdir()) == before
+
+
+def test_a_missing_checkpoint_file_is_a_one_line_error(show_inputs, tmp_path):
+    """A run whose newest checkpoint folder lost its weights: named, not a FileNotFoundError traceback."""
+    import shutil
+
+    from seethrough.errors import ModelError
+    from seethrough.show import build_release
+
+    run = tmp_path / "run"
+    shutil.copytree(show_inputs.run, run)
+    last = sorted(run.glob("checkpoints/step-*"), key=lambda p: int(p.name.split("-")[1]))[-1]
+    (last / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match=f"checkpoint .*{last.name} has no model.safetensors"):
+        build_release(run, out=tmp_path / "b", report=False)
+    assert not (tmp_path / "b").exists()

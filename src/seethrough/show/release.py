@@ -304,6 +304,9 @@ def build_release(run: str | Path, corpus: str | Path | None = None, results: Se
         raise ConfigError(f"--out {out} exists and is not a release bundle; pass a new folder (or remove it)")
     source = art.run.checkpoint(step)
     recorded = next(c for c in art.run_manifest().value["checkpoints"] if c["step"] == step)
+    if not (source / "model.safetensors").is_file():
+        raise ModelError(f"checkpoint {source} has no model.safetensors (the run recorded one); restore the "
+                         "checkpoint folder from a copy, or pass --checkpoint another step")
     weights = sha256_file(source / "model.safetensors")
     if weights != recorded["sha256"]:
         raise ModelError(f"checkpoint {source} does not match the weights hash its run recorded; it was damaged or "
