@@ -251,10 +251,10 @@ def test_an_eraser_of_another_model_is_refused_and_no_model_file_changes(tiny_ru
                                          "erase") as caught:
         load_model(replace(other, intervention=_load(fitted[2])), threads=1)
     assert "\n" not in str(caught.value)
-    target = resolve_target(tiny_run, "all", intervention=_load(fitted[2]))
+    with pytest.raises(ModelError, match="fit one for this model"):  # at once, before a checkpoint runs
+        resolve_target(tiny_run, "all", intervention=_load(fitted[2]))
+    target = resolve_target(tiny_run, "last", intervention=_load(fitted[2]))
     assert all(c.intervention.sha256 == _load(fitted[2]).sha256 for c in target.checkpoints)
-    with pytest.raises(ModelError, match="fit one for this model"):
-        load_model(target.checkpoints[0], threads=1)
     assert folder_digest(tiny_run) == before
 
 
@@ -264,7 +264,7 @@ def test_erase_bad_input(tiny, world_corpus, tmp_path):
 
     checkpoint, _, _ = tiny
     data = parse_probe_records(city_statements(world_corpus[2], 6), "cities")
-    with pytest.raises(ModelError, match="layer 3 is outside this model's 0..2"):
+    with pytest.raises(ModelError, match="layer 3 is outside this model's blocks 1..2; use 1..2"):
         erase_model(checkpoint, data, EraseSettings(layers="1,3"), threads=1)
     with pytest.raises(ModelError, match="layer 0 is the embeddings"):
         erase_model(checkpoint, data, EraseSettings(layers="0,1"), threads=1)
@@ -549,3 +549,155 @@ def test_a_checkpoint_with_an_eraser_stays_hashable_and_picklable(tiny, fitted):
         assert torch.equal(load_model(copy, threads=1)(input_ids=ids).logits,
                            load_model(with_eraser, threads=1)(input_ids=ids).logits)
     assert "intervention" not in checkpoint.to_dict()
+
+
+# ---- hostile input: each refused with a one-line error naming the flag, nothing written --------------------
+
+
+def refuse(*args) -> str:
+    """The one-line library error a command stops with (the CLI prints it and exits 2)."""
+    from typer.testing import CliRunner
+
+    from seethrough.cli.app import app
+
+    got = CliRunner().invoke(app, [str(a) for a in args])
+    assert isinstance(got.exception, (QueryError, ConfigError, ModelError)), got.output
+    assert "\n" not in str(got.exception)
+    return str(got.exception)
+
+
+def test_out_is_refused_unless_new_empty_or_the_same_kind(tiny, fitted, steered, tmp_path):
+    import shutil
+
+    from seethrough.audit.control import write_eraser, write_vector
+    from seethrough.model.weights import weights_sha256
+
+    checkpoint, _, _ = tiny
+    model_before, weights_before = folder_digest(checkpoint.path), weights_sha256(checkpoint.path)
+    with pytest.raises(ConfigError, match="holds files that are not an eraser's .*config.json"):
+        write_eraser(fitted[0], checkpoint.path)  # a layer file there would change the model's weights hash
+    assert folder_digest(checkpoint.path) == model_before and weights_sha256(checkpoint.path) == weights_before
+    eraser_before, vector_before = folder_digest(fitted[2]), folder_digest(steered[2])
+    with pytest.raises(ConfigError, match="--out .* holds an eraser"):
+        write_vector(steered[0], fitted[2])
+    with pytest.raises(ConfigError, match="--out .* holds a steering vector"):
+        write_eraser(fitted[0], steered[2])
+    assert folder_digest(fitted[2]) == eraser_before and folder_digest(steered[2]) == vector_before
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match=r"not a steering vector's \(notes.txt\)"):
+        write_vector(steered[0], tmp_path / "mine")
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+    # an earlier eraser folder is replaced, a layer it no longer has taken away
+    shutil.copytree(fitted[2], tmp_path / "again")
+    shutil.copy(fitted[2] / "layer-1.safetensors", tmp_path / "again" / "layer-9.safetensors")
+    write_eraser(fitted[0], tmp_path / "again")
+    assert not (tmp_path / "again" / "layer-9.safetensors").exists()
+    assert _load(tmp_path / "again").sha256 == _load(fitted[2]).sha256
+
+
+def test_erase_and_steer_check_out_before_fitting(tiny_run, fitted, world_corpus, tmp_path, monkeypatch):
+    import seethrough.audit.control as control
+    from seethrough.model import resolve_target
+
+    monkeypatch.setattr(control, "erase_model", lambda *a, **k: pytest.fail("fitted before --out was checked"))
+    monkeypatch.setattr(control, "steer_model", lambda *a, **k: pytest.fail("fitted before --out was checked"))
+    world = world_corpus[2]
+    data = write_lines(tmp_path / "cities.jsonl", city_statements(world, 6))
+    pairs = write_lines(tmp_path / "pairs.jsonl", city_pairs(world, 6))
+    before = folder_digest(tiny_run)
+    model_folder = resolve_target(tiny_run).last.path
+    assert "holds files that are not an eraser's" in refuse("erase", tiny_run, "--data", data, "--layers", "1",
+                                                             "--out", model_folder)
+    assert "holds an eraser" in refuse("steer", tiny_run, "--pairs", pairs, "--layers", "1", "--multipliers", "1",
+                                       "--out", fitted[2])
+    (tmp_path / "file").write_text("x")
+    assert "is a file" in refuse("erase", tiny_run, "--data", data, "--layers", "1", "--out", tmp_path / "file")
+    assert folder_digest(tiny_run) == before
+
+
+def test_layers_empty_or_outside_the_blocks_are_refused(tiny, tmp_path):
+    from seethrough.audit.control.common import block_layers
+
+    assert block_layers("all", 2) == block_layers(None, 2) == [1, 2]
+    assert block_layers("2,1,2", 2) == [1, 2]
+    with pytest.raises(ConfigError, match="--layers '': use all, or block numbers"):
+        block_layers("", 2)
+    with pytest.raises(ConfigError, match="--layers ' ': use all"):
+        block_layers(" ", 2)
+    for spec in ("a,b", "-1", "1;2"):
+        with pytest.raises(ConfigError, match=f"--layers '{spec}': use all, or block numbers like 1,3 or ranges "
+                                              r"like 1-3 \(this model has blocks 1..2\)"):
+            block_layers(spec, 2)
+    with pytest.raises(ModelError, match="layer 99999999 is outside this model's blocks 1..2"):
+        block_layers("1-99999999", 2)  # named at once, not counted up to
+
+
+def test_an_edited_eraser_json_is_refused(fitted, tmp_path):
+    import shutil
+
+    for field, value, message in (("layers", [True, 1.5], "are not distinct block numbers"),
+                                  ("layers", [1, 1], "are not distinct block numbers"),
+                                  ("layers", [], "are not distinct block numbers"),
+                                  ("method", "bogus", "method 'bogus' is not one of leace, orth")):
+        folder = tmp_path / f"{field}-{len(str(value))}"
+        shutil.copytree(fitted[2], folder)
+        meta = json.loads((folder / "eraser.json").read_text())
+        meta[field] = value
+        (folder / "eraser.json").write_text(json.dumps(meta))
+        with pytest.raises(ConfigError, match=message):
+            _load(folder)
+
+
+def test_multipliers_given_twice_or_overflowing_are_refused(tiny, steered):
+    from seethrough.audit.control import SteerSettings, steer_model
+    from seethrough.model.interventions import parse_multipliers, parse_steer
+
+    with pytest.raises(ConfigError, match="'0' is given twice; give each multiplier once"):
+        parse_multipliers("0,2,0")
+    with pytest.raises(ConfigError, match=r"--steer 'v:nan': the multiplier 'nan' is not a finite number"):
+        parse_steer("v:nan")
+    checkpoint, plain, tokenizer = tiny
+    # 1e30 x the vector overflows float32 in the layer norm: NaN logits, which the plain model shows too
+    vector = torch.from_numpy(steered[0].vectors[1])
+    hook = plain.gpt_neox.layers[0].register_forward_hook(lambda m, i, o: o + 1e30 * vector)
+    try:
+        with torch.no_grad():
+            logits = plain(input_ids=torch.tensor([[1, 2, 3]])).logits
+    finally:
+        hook.remove()
+    assert not torch.isfinite(logits).all()
+    with pytest.raises(ModelError, match=r"at x1e\+30 on layer 1 the model's outputs are not finite"):
+        steer_model(checkpoint, steered[3][:6], SteerSettings(layers="1", multipliers="0,1e30"), threads=1)
+
+
+def test_generate_refuses_overflow_a_context_overrun_and_names_its_flags(tiny_run, tiny, fitted, steered, tmp_path):
+    from seethrough.audit.control import generate_text
+    from seethrough.audit.control.common import resolve_checkpoint
+
+    checkpoint, plain, tokenizer = tiny
+    with pytest.raises(ModelError, match="outputs on the prompt are not finite"):
+        generate_text(checkpoint, "a b was born in", 4, steer=(steered[2], 1e30), threads=1)
+    context = plain.config.max_position_embeddings
+    prompt = len(tokenizer("a b was born in", add_special_tokens=False)["input_ids"])
+    with pytest.raises(QueryError, match=f"context of {context} tokens; give at most {context - prompt}"):
+        generate_text(checkpoint, "a b was born in", context - prompt + 1, threads=1)
+    assert len(generate_text(checkpoint, "a b was born in", 1, threads=1).token_ids) <= 1
+    with pytest.raises(ConfigError, match="--erase .*nothere does not exist; pass a folder written by seethrough "
+                                          "erase --out"):
+        generate_text(checkpoint, "a", 1, erase=tmp_path / "nothere")
+    with pytest.raises(ConfigError, match="--steer .*nothere does not exist; pass a folder written by seethrough "
+                                          "steer --out"):
+        generate_text(checkpoint, "a", 1, steer=(tmp_path / "nothere", 2.0))
+    with pytest.raises(ConfigError, match="--steer .* is an eraser, which takes no multiplier; pass it as --erase"):
+        generate_text(checkpoint, "a", 1, steer=(fitted[2], 2.0))
+    with pytest.raises(ModelError, match="--checkpoint '99': the run has no checkpoint at step 99"):
+        resolve_checkpoint(tiny_run, "99")
+
+
+def test_an_eraser_is_checked_against_every_checkpoint_before_any_runs(tiny_run, fitted):
+    from seethrough.model import resolve_target
+
+    with pytest.raises(ModelError, match="step-0 .*fit one for this model with seethrough erase"):
+        resolve_target(tiny_run, "last,0", intervention=_load(fitted[2]))
+    assert resolve_target(tiny_run, "last", intervention=_load(fitted[2])).last.intervention is not None

@@ -10,6 +10,7 @@ import typer
 
 from ..audit.control.erase import EraseSettings
 from ..audit.control.steer import SteerSettings
+from ..model.interventions import ERASER, STEERING, check_out_folder
 from .shared import (AUDITS, DeviceOpt, JsonOpt, TargetArg, ThreadsOpt, app, config_option, console, emit, err, escape,
                      refuse_together)
 
@@ -32,6 +33,11 @@ def _corpus(path: Path | None, indexed: bool) -> Any:
     from ..corpus import open_token_corpus
 
     return open_token_corpus(path)
+
+
+def _settings(cls: type, **given: Any) -> Any:
+    """``cls`` from the flags given; a flag left out (None) keeps the dataclass's default."""
+    return cls(**{name: value for name, value in given.items() if value is not None})
 
 
 def _percent(x: float | None) -> str:
@@ -85,10 +91,10 @@ def erase(
         refuse_together("no --templates (the bias shares need contexts)", {"--groups": groups})
     if not tasks:
         refuse_together("no --tasks", {"--include-path": include_path, "--limit": limit})
-    defaults = EraseSettings()
-    settings = EraseSettings(layers, method, test_share, seed,
-                             defaults.heldout_tokens if heldout_tokens is None else heldout_tokens,
-                             defaults.seq_len if seq_len is None else seq_len, batch_size)
+    settings = _settings(EraseSettings, layers=layers, method=method, test_share=test_share, seed=seed,
+                         heldout_tokens=heldout_tokens, seq_len=seq_len, batch_size=batch_size)
+    if out is not None:
+        check_out_folder(out, ERASER)  # before the fit, not after it
     items = read_probe_data(data)
     opened = _corpus(corpus, indexed=templates is not None)
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
@@ -156,10 +162,10 @@ def steer(
     if corpus is None:
         refuse_together("no --corpus (the perplexity is measured on corpus text)",
                         {"--heldout-tokens": heldout_tokens, "--seq-len": seq_len})
-    defaults = SteerSettings()
-    settings = SteerSettings(layers, multipliers, test_share, seed, delimiter,
-                             defaults.heldout_tokens if heldout_tokens is None else heldout_tokens,
-                             defaults.seq_len if seq_len is None else seq_len, batch_size)
+    settings = _settings(SteerSettings, layers=layers, multipliers=multipliers, test_share=test_share, seed=seed,
+                         delimiter=delimiter, heldout_tokens=heldout_tokens, seq_len=seq_len, batch_size=batch_size)
+    if out is not None:
+        check_out_folder(out, STEERING)
     chosen = read_pairs(pairs)
     with err.status("[bold]steer[/] fitting the vector and sweeping the multiplier..."):
         report = steer_model(target, chosen, settings, checkpoint=checkpoint, corpus=_corpus(corpus, False),

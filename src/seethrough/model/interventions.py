@@ -38,6 +38,8 @@ ERASER, STEERING = "eraser", "steering"
 ERASER_FORMAT, VECTOR_FORMAT = "seethrough-eraser", "seethrough-steering-vector"
 ERASER_FILE, VECTOR_FILE = "eraser.json", "vector.json"
 ERASER_TENSORS = ("proj_left", "proj_right", "bias")
+A_KIND = {ERASER: "an eraser", STEERING: "a steering vector"}
+ERASER_METHODS = ("leace", "orth")
 
 
 def layer_file(layer: int) -> str:
@@ -247,6 +249,8 @@ def parse_multipliers(spec: str | Sequence[Any]) -> list[float]:
             raise ConfigError(f"--multipliers {spec!r}: {text!r} is not a number; give numbers like 0,2,4,-4") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ConfigError(f"--multipliers {spec!r}: {text!r} is not a finite number; give numbers like 0,2,4,-4")
+        if float(value) in out:  # a repeated multiplier would only repeat a row of the curve
+            raise ConfigError(f"--multipliers {spec!r}: {text!r} is given twice; give each multiplier once")
         out.append(float(value))
     if not out or (isinstance(spec, str) and not spec.strip()):
         raise ConfigError("--multipliers: give at least one number, like 0,2,4,-4")
@@ -263,7 +267,10 @@ def parse_steer(spec: str) -> tuple[Path, float]:
     except ValueError:
         raise ConfigError(f"--steer {spec!r}: the multiplier {number!r} is not a number; write VECTOR:MULTIPLIER, "
                           "like steer-out:4") from None
-    return Path(folder), check_multiplier(value)
+    if not math.isfinite(value):
+        raise ConfigError(f"--steer {spec!r}: the multiplier {number!r} is not a finite number; write VECTOR:MULTIPLIER, "
+                          "like steer-out:4")
+    return Path(folder), value
 
 
 def load_intervention(folder: str | Path, multiplier: float | None = None) -> Intervention:
@@ -292,12 +299,18 @@ def load_intervention(folder: str | Path, multiplier: float | None = None) -> In
         raise ConfigError(f"{meta_file} is not a {expected} file; write it with seethrough "
                           f"{'erase' if kind == ERASER else 'steer'} --out")
     try:
-        layers = tuple(int(x) for x in meta["layers"])
+        layers = tuple(meta["layers"])
         model = meta["model"]
         model_sha = str(model["weights_sha256"])
         width = int(meta["width"])
     except (KeyError, TypeError, ValueError):
         raise ConfigError(f"{meta_file} lacks its layers, width or model weights hash; write it again") from None
+    if not layers or len(set(layers)) < len(layers) or any(isinstance(x, bool) or not isinstance(x, int)
+                                                           for x in layers):
+        raise ConfigError(f"{meta_file}: layers {list(layers)!r} are not distinct block numbers; write it again")
+    if kind == ERASER and meta.get("method") not in ERASER_METHODS:
+        raise ConfigError(f"{meta_file}: method {meta.get('method')!r} is not one of {', '.join(ERASER_METHODS)}; "
+                          "write it again")
     names = ERASER_TENSORS if kind == ERASER else ("vector",)
     tensors: dict[int, dict[str, np.ndarray]] = {}
     for layer in layers:
@@ -309,7 +322,7 @@ def load_intervention(folder: str | Path, multiplier: float | None = None) -> In
                               "write the folder again") from None
         missing = [n for n in names if n not in arrays]
         if missing:
-            raise ConfigError(f"{file} lacks {', '.join(missing)}; an {kind} layer holds {', '.join(names)}")
+            raise ConfigError(f"{file} lacks {', '.join(missing)}; a layer of {A_KIND[kind]} holds {', '.join(names)}")
         arrays = {n: np.ascontiguousarray(arrays[n], dtype=np.float32) for n in names}
         _check_shapes(file, kind, arrays, width)
         tensors[layer] = arrays
@@ -319,11 +332,25 @@ def load_intervention(folder: str | Path, multiplier: float | None = None) -> In
 
 
 def load_eraser(folder: str | Path, flag: str = "--erase") -> Intervention:
-    """An ERASER folder (``load_intervention``); a steering vector is refused."""
-    found = load_intervention(folder) if not (Path(folder) / VECTOR_FILE).exists() else None
-    if found is None:
-        raise ConfigError(f"{flag} {folder} is a steering vector; {flag} takes an eraser (seethrough erase --out)")
-    return found
+    """An ERASER folder (``load_intervention``); anything else is refused, naming ``flag``."""
+    folder = Path(folder)
+    if not (folder / ERASER_FILE).exists():
+        if (folder / VECTOR_FILE).exists():
+            raise ConfigError(f"{flag} {folder} is a steering vector; {flag} takes an eraser (seethrough erase --out)")
+        what = "does not exist" if not folder.exists() else "holds no eraser.json"
+        raise ConfigError(f"{flag} {folder} {what}; pass a folder written by seethrough erase --out")
+    return load_intervention(folder)
+
+
+def load_steering(folder: str | Path, multiplier: float, flag: str = "--steer") -> Intervention:
+    """A steering VECTOR folder at ``multiplier`` (``load_intervention``); anything else is refused, naming ``flag``."""
+    folder = Path(folder)
+    if not (folder / VECTOR_FILE).exists():
+        if (folder / ERASER_FILE).exists():
+            raise ConfigError(f"{flag} {folder} is an eraser, which takes no multiplier; pass it as --erase {folder}")
+        what = "does not exist" if not folder.exists() else "holds no vector.json"
+        raise ConfigError(f"{flag} {folder} {what}; pass a folder written by seethrough steer --out")
+    return load_intervention(folder, multiplier)
 
 
 def _check_shapes(file: Path, kind: str, arrays: dict[str, np.ndarray], width: int) -> None:
@@ -345,11 +372,9 @@ def write_intervention(folder: str | Path, kind: str, meta: dict[str, Any],
 
     from .._files import atomic_write_bytes, atomic_write_json
 
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"--out {folder} is a file; give a folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = check_out_folder(folder, kind)
     meta_name = ERASER_FILE if kind == ERASER else VECTOR_FILE
+    folder.mkdir(parents=True, exist_ok=True)
     keep = {layer_file(layer) for layer in tensors}
     for stale in folder.glob("layer-*.safetensors"):  # an earlier fit's layers must not stay beside these
         if stale.name not in keep:
@@ -360,6 +385,31 @@ def write_intervention(folder: str | Path, kind: str, meta: dict[str, Any],
                            save({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}))
     atomic_write_json(folder / meta_name, {"format": ERASER_FORMAT if kind == ERASER else VECTOR_FORMAT,
                                            "version": 1, **meta, "layers": sorted(tensors)})
+    return folder
+
+
+def check_out_folder(folder: str | Path, kind: str) -> Path:
+    """``--out`` for a ``kind`` folder, refused (before any fitting) when it is a file or holds anything but
+    an earlier folder of the same kind: replacing its layer files must not delete a model's weights, the
+    other kind's tensors or a user's files (a ``layer-L.safetensors`` beside a model's ``config.json``
+    would even change the model's weights hash)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder} is a file; give a folder")
+    if not folder.is_dir():
+        return folder
+    meta_name, other = (ERASER_FILE, VECTOR_FILE) if kind == ERASER else (VECTOR_FILE, ERASER_FILE)
+    names = {p.name for p in folder.iterdir()}
+    if other in names:
+        raise ConfigError(f"--out {folder} holds {A_KIND[STEERING if kind == ERASER else ERASER]} ({other}); give a "
+                          "new or empty folder")
+    foreign = sorted(n for n in names if n not in (meta_name, "summary.json")
+                     and not (n.startswith("layer-") and n.endswith(".safetensors"))
+                     and not (n.startswith(".") and n.endswith(".tmp")))  # an interrupted atomic write's leftover
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise ConfigError(f"--out {folder} holds files that are not {A_KIND[kind]}'s ({shown}); give a new or empty "
+                          "folder")
     return folder
 
 

@@ -97,19 +97,23 @@ def check_tokenizer(model_folder: Path, corpus: Any) -> None:
                          "differ), so token ids would mean different things; pass the corpus the model was trained on")
 
 
-def resolve_target(target: str | Path, checkpoints: str | None = None, intervention: Any = None) -> ModelTarget:
+def resolve_target(target: str | Path, checkpoints: str | None = None, intervention: Any = None,
+                   flag: str = "--checkpoints") -> ModelTarget:
     """A run folder (``checkpoints``: ``last`` (default), ``all`` or steps like ``64,128,last``) or a
     model folder (a ``config.json``; one model, so ``checkpoints`` must be unset or ``last``).
     ``intervention``: an ``interventions.Intervention`` (``load_intervention(folder)``) attached to every
-    checkpoint, so that ``load_model`` installs it."""
+    checkpoint, so that ``load_model`` installs it; refused here, before anything runs, when it was not
+    fitted on every chosen checkpoint. ``flag``: the option that gave ``checkpoints``, for the errors."""
     if intervention is not None:
         from dataclasses import replace
 
         if not callable(getattr(intervention, "install", None)):
             raise ModelError(f"intervention {intervention!r} is not an Intervention; load its folder with "
                              "seethrough.model.load_intervention")
-        resolved = resolve_target(target, checkpoints)
+        resolved = resolve_target(target, checkpoints, flag=flag)
         resolved.checkpoints = [replace(c, intervention=intervention) for c in resolved.checkpoints]
+        for checkpoint in resolved.checkpoints:  # not after the first checkpoint's results are written
+            intervention.check_model(checkpoint.weights_sha256, f"{checkpoint.path}")
         return resolved
     from ..train.run import RUN_MANIFEST, checkpoint_dir, open_run
 
@@ -120,19 +124,19 @@ def resolve_target(target: str | Path, checkpoints: str | None = None, intervent
         steps = sorted(records)
         if not steps:
             raise ModelError(f"run {path} has no checkpoints yet; train it first (seethrough train)")
-        chosen = choose_steps(steps, checkpoints)
+        chosen = choose_steps(steps, checkpoints, flag)
         return ModelTarget(path, [Checkpoint(checkpoint_dir(path, s), s, records[s].get("sha256")) for s in chosen], run)
     if not (path / "config.json").exists():
         what = "does not exist" if not path.exists() else "is neither a run folder (run.json) nor a model folder (config.json)"
         raise ModelError(f"{path} {what}; pass a run folder written by `seethrough train` or a Hugging Face model folder")
     if checkpoints not in (None, "", "last"):
-        raise ModelError(f"--checkpoints {checkpoints} needs a run folder; {path} is one model folder")
+        raise ModelError(f"{flag} {checkpoints} needs a run folder; {path} is one model folder")
     return ModelTarget(path, [Checkpoint(path)])
 
 
-def choose_steps(steps: list[int], spec: str | None) -> list[int]:
+def choose_steps(steps: list[int], spec: str | None, flag: str = "--checkpoints") -> list[int]:
     """``last``/None, ``all``, or a comma list of steps and ``last``, each one the run has (in the order given,
-    duplicates dropped)."""
+    duplicates dropped); ``flag`` names the option in the errors."""
     if spec in (None, "", "last"):
         return [steps[-1]]
     if spec == "all":
@@ -145,9 +149,9 @@ def choose_steps(steps: list[int], spec: str | None) -> list[int]:
         elif part.isascii() and part.isdigit():
             step = int(part)
         else:
-            raise ModelError(f"--checkpoints {spec!r}: use all, last, or steps like 64,128,last")
+            raise ModelError(f"{flag} {spec!r}: use all, last, or steps like 64,128,last")
         if step not in steps:
-            raise ModelError(f"--checkpoints {spec!r}: the run has no checkpoint at step {step}; it has {steps}")
+            raise ModelError(f"{flag} {spec!r}: the run has no checkpoint at step {step}; it has {steps}")
         if step not in chosen:
             chosen.append(step)
     return chosen

@@ -21,7 +21,8 @@ def resolve_checkpoint(target: Any, checkpoint: str | None = None, corpus: Any =
         if corpus is not None:
             check_tokenizer(target.path, getattr(corpus, "corpus", corpus))
         return target
-    resolved = target if isinstance(target, ModelTarget) else resolve_target(target, checkpoint)
+    resolved = (target if isinstance(target, ModelTarget)
+                else resolve_target(target, checkpoint, flag="--checkpoint"))
     if len(resolved.checkpoints) != 1:
         raise ModelError(f"--checkpoint {checkpoint}: one checkpoint at a time; give one step")
     if corpus is not None:
@@ -39,13 +40,25 @@ def load_tokenizer_of(checkpoint: Any) -> Any:
         raise ModelError(f"cannot load the tokenizer of {checkpoint.path}: {first}") from None
 
 
-def block_layers(spec: str | Sequence[int], n: int) -> list[int]:
-    """``--layers``: numbers or ranges of block outputs 1..n (ascending); 0, the embeddings, is not a block."""
+def block_layers(spec: str | Sequence[int] | None, n: int) -> list[int]:
+    """``--layers``: all (or None), or numbers and ranges of block outputs 1..n, each once, ascending; 0, the
+    embeddings, is no block's output, and an empty list is refused rather than read as all."""
+    import re
+
     from ..probe.features import parse_layers
 
-    if spec is None or (isinstance(spec, str) and spec.strip() in ("", "all")):
+    if spec is None or (isinstance(spec, str) and spec.strip() == "all"):
         return list(range(1, n + 1))
-    layers = parse_layers(spec, n)
+    usage = f"use all, or block numbers like 1,3 or ranges like 1-3 (this model has blocks 1..{n})"
+    if isinstance(spec, str) and not spec.strip():
+        raise ConfigError(f"--layers {spec!r}: {usage}")
+    try:
+        layers = parse_layers(spec, n)
+    except ConfigError:
+        raise ConfigError(f"--layers {spec!r}: {usage}") from None
+    except ModelError:  # a number past the last block; name it
+        outside = next(int(x) for x in re.findall(r"\d+", str(spec)) if int(x) > n)
+        raise ModelError(f"--layers {spec!r}: layer {outside} is outside this model's blocks 1..{n}; use 1..{n}") from None
     if 0 in layers:
         raise ModelError(f"--layers {spec!r}: layer 0 is the embeddings, not a block's output; use 1..{n}")
     return sorted(layers)
@@ -72,6 +85,18 @@ def corpus_cross_entropy(model: Any, windows: list[list[int]], batch_rows: int =
     return total / count
 
 
+def outputs_are_finite(model: Any, ids: list[int]) -> bool:
+    """Whether every logit of one forward pass over ``ids`` is finite (with what is installed on ``model``)."""
+    import torch
+
+    from ...model.generation import model_device
+
+    with torch.inference_mode():
+        logits = model(input_ids=torch.tensor([ids], dtype=torch.long, device=model_device(model)),
+                       use_cache=False).logits
+    return bool(torch.isfinite(logits).all())
+
+
 def heldout_windows(corpus: Any, tokens: int, seq_len: int, seed: int) -> list[list[int]]:
     """Windows of ``seq_len`` tokens from a seeded draw of the corpus's documents (``lens``' draw)."""
     from ..probe.lens_report import corpus_windows
@@ -89,6 +114,15 @@ def mean_interval(values: np.ndarray, seed: int, resamples: int = 1000) -> tuple
     rng = np.random.default_rng(seed)
     means = values[rng.integers(0, len(values), (resamples, len(values)))].mean(axis=1)
     return (float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975)))
+
+
+def check_fit_settings(settings: Any) -> None:
+    """The fields ``EraseSettings`` and ``SteerSettings`` share: a held-out share, a seed, and positive
+    token counts and batch size; each refused naming its flag."""
+    check_share(settings.test_share, "--test-share")
+    for name in ("heldout_tokens", "seq_len", "batch_size"):
+        check_positive(getattr(settings, name), f"--{name.replace('_', '-')}")
+    check_positive(settings.seed, "--seed", 0)
 
 
 def check_positive(value: Any, flag: str, minimum: int = 1) -> None:

@@ -30,10 +30,9 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConfigError, QueryError
-from .common import (block_layers, check_positive, check_share, corpus_cross_entropy, heldout_windows,
-                     load_tokenizer_of, resolve_checkpoint)
-
-METHODS = ("leace", "orth")
+from ...model.interventions import ERASER_METHODS
+from .common import (block_layers, check_fit_settings, corpus_cross_entropy, heldout_windows, load_tokenizer_of,
+                     resolve_checkpoint)
 
 
 @dataclass
@@ -54,12 +53,9 @@ class EraseSettings:
     """Texts per forward pass (texts of equal length share a pass; nothing is padded)."""
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
+        if self.method not in ERASER_METHODS:
             raise ConfigError(f"--method {self.method!r}: use leace or orth")
-        check_share(self.test_share, "--test-share")
-        for name in ("heldout_tokens", "seq_len", "batch_size"):
-            check_positive(getattr(self, name), f"--{name.replace('_', '-')}")
-        check_positive(self.seed, "--seed", 0)
+        check_fit_settings(self)
 
 
 @dataclass

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from .common import check_positive, load_tokenizer_of, resolve_checkpoint
+from .common import check_positive, load_tokenizer_of, outputs_are_finite, resolve_checkpoint
 
 
 @dataclass
@@ -27,15 +27,16 @@ class Generation:
 def generate_text(target: Any, prompt: str, max_new_tokens: int = 32, *, erase: Any = None,
                   steer: Any = None, checkpoint: str | None = None, threads: int | None = None,
                   device: str = "cpu") -> Generation:
-    """Greedy decoding (KV cache) of ``max_new_tokens`` after ``prompt``, stopping early at the model's
-    end-of-text token. ``erase``: an ERASER folder or ``Intervention``, on at every position;
+    """Greedy decoding (KV cache) of ``max_new_tokens`` after ``prompt``; what follows the model's
+    end-of-text token is dropped. ``erase``: an ERASER folder or ``Intervention``, on at every position;
     ``steer``: a steering ``Intervention`` with its multiplier, or ``(VECTOR folder, multiplier)``,
-    added from the prompt's last token on (as ``seethrough steer`` measures it)."""
+    added from the prompt's last token on (as ``seethrough steer`` measures it). The prompt and the new
+    tokens must fit the model's context (``max_position_embeddings``)."""
     from dataclasses import replace
 
-    from ...errors import ConfigError, QueryError
-    from ...model import Intervention, greedy_continuations, load_intervention, load_model
-    from ...model.interventions import ERASER, STEERING, load_eraser
+    from ...errors import ConfigError, ModelError, QueryError
+    from ...model import Intervention, greedy_continuations, load_model
+    from ...model.interventions import ERASER, STEERING, load_eraser, load_steering
 
     check_positive(max_new_tokens, "--max-new-tokens")
     if not isinstance(prompt, str) or not prompt:
@@ -43,10 +44,7 @@ def generate_text(target: Any, prompt: str, max_new_tokens: int = 32, *, erase: 
     eraser = erase if isinstance(erase, Intervention) or erase is None else load_eraser(erase)
     if eraser is not None and eraser.kind != ERASER:
         raise ConfigError(f"--erase {eraser.path} is a steering vector; --erase takes an eraser (seethrough erase --out)")
-    steering = steer
-    if steer is not None and not isinstance(steer, Intervention):
-        folder, multiplier = steer
-        steering = load_intervention(Path(folder), multiplier)
+    steering = steer if isinstance(steer, Intervention) or steer is None else load_steering(*steer)
     if steering is not None and steering.kind != STEERING:
         raise ConfigError(f"--steer {steering.path} is an eraser; pass it as --erase {steering.path}")
     chosen = resolve_checkpoint(target, checkpoint)
@@ -58,10 +56,16 @@ def generate_text(target: Any, prompt: str, max_new_tokens: int = 32, *, erase: 
     ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
     if not ids:
         raise QueryError("--prompt encodes to no token; give it some text")
-    if steering is not None:
-        with steering.installed(model, start=len(ids) - 1):
-            generated = greedy_continuations(model, [ids], max_new_tokens)[0]
-    else:
+    context = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+    if context is not None and len(ids) + max_new_tokens > context:
+        raise QueryError(f"--max-new-tokens {max_new_tokens}: with the prompt's {len(ids)} tokens that passes the "
+                         f"model's context of {context} tokens; give at most {max(context - len(ids), 0)}")
+    scope = steering.installed(model, start=len(ids) - 1) if steering is not None else contextlib.nullcontext()
+    with scope:
+        if not outputs_are_finite(model, ids):  # else greedy decoding picks token 0 at every step, silently
+            raise ModelError("the model's outputs on the prompt are not finite with these interventions on (a "
+                             "multiplier so large that the hidden states overflow?); give a smaller --steer "
+                             "multiplier")
         generated = greedy_continuations(model, [ids], max_new_tokens)[0]
     eos = getattr(tokenizer, "eos_token_id", None)
     if eos is not None and eos in generated:

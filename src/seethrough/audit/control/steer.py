@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from ...errors import ModelError, QueryError
-from .common import (block_layers, check_positive, check_share, corpus_cross_entropy, heldout_windows,
-                     load_tokenizer_of, mean_interval, resolve_checkpoint)
+from .common import (block_layers, check_fit_settings, corpus_cross_entropy, heldout_windows, load_tokenizer_of,
+                     mean_interval, resolve_checkpoint)
 
 PAIR_FIELDS = ("prompt", "matching", "not_matching")
 
@@ -106,10 +106,7 @@ class SteerSettings:
         from ...model.interventions import parse_multipliers
 
         self.multiplier_values = parse_multipliers(self.multipliers)
-        check_share(self.test_share, "--test-share")
-        for name in ("heldout_tokens", "seq_len", "batch_size"):
-            check_positive(getattr(self, name), f"--{name.replace('_', '-')}")
-        check_positive(self.seed, "--seed", 0)
+        check_fit_settings(self)
 
 
 @dataclass
@@ -242,6 +239,7 @@ def steer_model(target: Any, pairs: list[SteerPair], settings: SteerSettings | N
         base = in_memory(STEERING, {layer: {"vector": vectors[layer]}}, chosen.weights_sha256, multiplier=0.0)
         for m in settings.multiplier_values:
             p = matching_probability(model, held, base.with_multiplier(m))
+            check_finite(p, layer, m)
             preferred = int((p > 0.5).sum())
             curve.append({"layer": layer, "multiplier": m, "p_matching": float(p.mean()),
                           "p_matching_ci": list(mean_interval(p, settings.seed)),
@@ -258,6 +256,7 @@ def steer_model(target: Any, pairs: list[SteerPair], settings: SteerSettings | N
             for m in settings.multiplier_values:
                 with base.with_multiplier(m).installed(model):
                     steered = math.exp(corpus_cross_entropy(model, windows))
+                check_finite(np.array([steered]), layer, m)
                 rows.append({"layer": layer, "multiplier": m, "perplexity": steered, "change": steered - plain})
         report.perplexity = {"tokens": sum(len(w) - 1 for w in windows), "before": plain, "steered": rows}
     if directions is not None:
@@ -266,6 +265,14 @@ def steer_model(target: Any, pairs: list[SteerPair], settings: SteerSettings | N
             report.notes.append("the probe's last layer is read after the final norm, the vector before it")
     report.seconds = time.perf_counter() - began
     return report
+
+
+def check_finite(values: np.ndarray, layer: int, multiplier: float) -> None:
+    """Refuse a multiplier under which the model's outputs overflow: a NaN probability or an infinite
+    perplexity is no point of a curve."""
+    if not np.isfinite(values).all():
+        raise ModelError(f"--multipliers: at x{multiplier:g} on layer {layer} the model's outputs are not finite "
+                         "(the steered hidden states overflow); give smaller multipliers")
 
 
 def probe_cosines(vectors: dict[int, np.ndarray], directions: Any) -> list[dict[str, Any]]:
