@@ -199,3 +199,29 @@ def test_erase_reports_each_tasks_scores_before_and_after(setup, world_corpus):
                                                        include_path=tasks, threads=1).scores()}
     assert {r["metric"]: r["before"] for r in report.evals["scores"]} == plain
     assert {r["metric"]: r["after"] for r in report.evals["scores"]} == erased
+
+
+def test_a_relative_erase_path_is_recorded_so_verify_runs_from_any_directory(setup, tmp_path, monkeypatch):
+    model, tasks, eraser, _ = setup
+    monkeypatch.chdir(eraser.parent)
+    got = invoke("eval", model, "--tasks", "vf_mc", "--include-path", tasks, "--out", tmp_path / "erased", "--erase",
+                 eraser.name, "--threads", "1")
+    assert got.exit_code == 0, got.output
+    recorded = json.loads((tmp_path / "erased" / "results.json").read_text())["seethrough"]["model"]["intervention"]
+    assert recorded["path"] == str(eraser.absolute())
+    monkeypatch.chdir(tmp_path)  # where "eraser" names nothing
+    got = invoke("eval", "--verify", tmp_path / "erased", "--threads", "1", "--json")
+    assert got.exit_code == 0, got.output
+    assert json.loads(got.stdout)["ok"] is True
+
+
+def test_an_eraser_of_one_checkpoint_is_refused_before_any_checkpoint_is_evaluated(setup, tiny_run, world_corpus,
+                                                                                   tmp_path):
+    from seethrough.audit.control import EraseSettings, erase_model, write_eraser
+
+    _, tasks, _, _ = setup
+    write_eraser(erase_model(tiny_run, setup_data(world_corpus), EraseSettings(layers="1"), threads=1), tmp_path / "e")
+    got = invoke("eval", tiny_run, "--checkpoints", "last,0", "--tasks", "vf_mc", "--include-path", tasks, "--out",
+                 tmp_path / "o", "--erase", tmp_path / "e", "--threads", "1")
+    assert isinstance(got.exception, ModelError) and "step-0" in str(got.exception), got.output
+    assert not (tmp_path / "o").exists()  # the last step's results were not written before the refusal

@@ -81,8 +81,9 @@ class Intervention:
     """Per layer, the float32 arrays of ``layer-L.safetensors``."""
 
     def to_dict(self) -> dict[str, Any]:
-        """What provenance records: kind, folder, content hash, layers, the model's weights hash, method or multiplier."""
-        out: dict[str, Any] = {"kind": self.kind, "path": None if self.path is None else str(self.path),
+        """What provenance records: kind, folder (absolute, so that a record re-runs from any directory, as the
+        model's path), content hash, layers, the model's weights hash, method or multiplier."""
+        out: dict[str, Any] = {"kind": self.kind, "path": None if self.path is None else str(self.path.absolute()),
                                "sha256": self.sha256,
                                "layers": list(self.layers), "model_weights_sha256": self.model_sha256}
         if self.kind == ERASER:
