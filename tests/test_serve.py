@@ -297,6 +297,8 @@ def test_path_and_id_tricks_are_refused(plain, world):
     assert "limit" in refused(plain.get("/api/find", params={"q": "the", "limit": "ten"}), 422)
     assert "limit=1000" in refused(plain.get("/api/find", params={"q": "the", "limit": 1000}), 422)
     assert "offset=-1" in refused(plain.get("/api/find", params={"q": "the", "offset": -1}), 422)
+    assert "window=10001: give a whole number from 0 to 10000" in refused(
+        plain.get("/api/search", params={"q": "the", "window": 10_001}), 422)
     assert "not in the tokenizer's vocabulary" in refused(plain.get("/api/count", params={"q": "zzzz"}), 422)
     assert "POST /api/count is not answered; use GET" in refused(plain.post("/api/count"), 405)
     assert "/api/nothing is not a page of this server; the API is GET /api/info" in refused(plain.get("/api/nothing"),
@@ -456,3 +458,12 @@ def test_a_host_that_is_not_this_machines_is_named():
         probe.close()
     with pytest.raises(ConfigError, match=r"^--host 192.0.2.1 is not an address of this machine; use 127.0.0.1"):
         bind("192.0.2.1", 0)
+
+
+def test_the_search_window_limit_is_the_servers_setting(world):
+    corpus, index, _, _ = world
+    with TestClient(create_app(corpus, limits=ServeLimits(max_window=5)), base_url=BASE) as narrow:
+        assert "window=6: give a whole number from 0 to 5" in refused(
+            narrow.get("/api/search", params={"q": "the", "window": 6}), 422)
+        got = ok(narrow.get("/api/search", params={"q": "the AND of", "window": 5, "limit": 3}))
+        assert got["count"] == index.search(parse_boolean_query("the AND of"), window=5, limit=3).count

@@ -44,6 +44,7 @@ def serve(
     max_boolean_terms: Annotated[Optional[int], _limit("max_boolean_terms")] = None,
     max_find_limit: Annotated[Optional[int], _limit("max_find_limit")] = None,
     max_find_offset: Annotated[Optional[int], _limit("max_find_offset")] = None,
+    max_window: Annotated[Optional[int], _limit("max_window")] = None,
     max_context: Annotated[Optional[int], _limit("max_context")] = None,
     max_docs_per_span: Annotated[Optional[int], _limit("max_docs_per_span")] = None,
     max_new_tokens: Annotated[Optional[int], _limit("max_new_tokens")] = None,
@@ -57,8 +58,8 @@ def serve(
              "max_concurrent_queries": max_concurrent_queries, "max_queued_queries": max_queued_queries,
              "queue_wait_seconds": queue_wait_seconds,
              "max_boolean_terms": max_boolean_terms, "max_find_limit": max_find_limit,
-             "max_find_offset": max_find_offset, "max_context": max_context, "max_docs_per_span": max_docs_per_span,
-             "max_new_tokens": max_new_tokens}
+             "max_find_offset": max_find_offset, "max_window": max_window, "max_context": max_context,
+             "max_docs_per_span": max_docs_per_span, "max_new_tokens": max_new_tokens}
     if run is None:
         refuse_together("no --run (no model is loaded)", {"--threads": threads, "--device": device,
                                                           "--max-new-tokens": max_new_tokens})

@@ -136,7 +136,7 @@ class Explorer:
     def search(self, query: str | list[int], window: int = 100, limit: int = 10, context: int = 20) -> dict[str, Any]:
         """``seethrough search --json`` of a boolean query (``"a b AND c OR d"``; ids: one n-gram):
         {count, documents, approx, matches} + withheld (hits in withheld documents, which are not listed)."""
-        self._check_range("window", window, 0, 10_000)
+        self._check_range("window", window, 0, self.limits.max_window)
         self._check_range("limit", limit, 0, self.limits.max_find_limit)
         self._check_range("context", context, 0, self.limits.max_context)
         if isinstance(query, str):

@@ -32,6 +32,8 @@ class ServeLimits:
     """Most matches one page of find or search lists (limit=)."""
     max_find_offset: int = 100_000
     """Deepest offset= a find page may start at."""
+    max_window: int = 10_000
+    """Widest window= of a boolean search, in tokens either side of its first clause."""
     max_context: int = 100
     """Most tokens of context either side of a snippet (context=)."""
     max_docs_per_span: int = 20
