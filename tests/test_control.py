@@ -701,3 +701,19 @@ def test_an_eraser_is_checked_against_every_checkpoint_before_any_runs(tiny_run,
     with pytest.raises(ModelError, match="step-0 .*fit one for this model with seethrough erase"):
         resolve_target(tiny_run, "last,0", intervention=_load(fitted[2]))
     assert resolve_target(tiny_run, "last", intervention=_load(fitted[2])).last.intervention is not None
+
+
+def test_too_few_statements_to_split_and_an_empty_task_list_are_refused(tiny, tiny_run, world_corpus, tmp_path):
+    from seethrough.audit.control import erase_model
+    from seethrough.audit.probe import parse_probe_records
+
+    checkpoint, _, _ = tiny
+    two = parse_probe_records([{"text": "a b was born in", "label": 1}, {"text": "c d was born in", "label": 0}],
+                              "two.jsonl")
+    with pytest.raises(QueryError, match="two.jsonl: 1 statements of label 0 and 1 of label 1 do not split into fit "
+                                         "and held-out items of both labels at --test-share 0.3"):
+        erase_model(checkpoint, two, threads=1)
+    data = write_lines(tmp_path / "cities.jsonl", city_statements(world_corpus[2], 6))
+    for empty in (",", ""):
+        assert f"--tasks {empty!r} names no task" in refuse("erase", tiny_run, "--data", data, "--layers", "1",
+                                                            "--tasks", empty)

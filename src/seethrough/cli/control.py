@@ -10,6 +10,7 @@ import typer
 
 from ..audit.control.erase import EraseSettings
 from ..audit.control.steer import SteerSettings
+from ..errors import QueryError
 from ..model.interventions import ERASER, STEERING, check_out_folder
 from .shared import (AUDITS, DeviceOpt, JsonOpt, TargetArg, ThreadsOpt, app, config_option, console, emit, err, escape,
                      refuse_together)
@@ -89,7 +90,7 @@ def erase(
                          "--templates": templates})
     if templates is None:
         refuse_together("no --templates (the bias shares need contexts)", {"--groups": groups})
-    if not tasks:
+    if tasks is None:
         refuse_together("no --tasks", {"--include-path": include_path, "--limit": limit})
     settings = _settings(EraseSettings, layers=layers, method=method, test_share=test_share, seed=seed,
                          heldout_tokens=heldout_tokens, seq_len=seq_len, batch_size=batch_size)
@@ -97,7 +98,9 @@ def erase(
         check_out_folder(out, ERASER)  # before the fit, not after it
     items = read_probe_data(data)
     opened = _corpus(corpus, indexed=templates is not None)
-    names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+    names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks is not None else None
+    if names == []:
+        raise QueryError(f"--tasks {tasks!r} names no task; give names like world_birth_city, or leave it out")
     with err.status("[bold]erase[/] fitting the eraser and measuring it..."):
         report = erase_model(target, items, settings, checkpoint=checkpoint, corpus=opened,
                              index=opened if templates is not None else None,

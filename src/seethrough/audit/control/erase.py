@@ -179,7 +179,13 @@ def erase_model(target: Any, data: Any, settings: EraseSettings | None = None, *
     tokenizer = load_tokenizer_of(chosen)
     rows = encode_sides(tokenizer, data)
     labels = data.labels
-    train, test = split_items(data, test_share=settings.test_share, seed=settings.seed)
+    try:
+        train, test = split_items(data, test_share=settings.test_share, seed=settings.seed)
+    except QueryError:  # probe's wording speaks of its own groups; say what erase needs
+        counts = np.bincount(labels, minlength=2)
+        raise QueryError(f"{data.source or 'the data'}: {counts[0]} statements of label 0 and {counts[1]} of label 1 "
+                         f"do not split into fit and held-out items of both labels at --test-share "
+                         f"{settings.test_share}; give more statements of each label, or another --test-share") from None
     train_rows = [rows[i] for i in train]
     tensors = fit_erasers(model, train_rows, labels[train], layers, settings.method, chosen.weights_sha256,
                           settings.batch_size)
