@@ -689,7 +689,7 @@ def test_generate_refuses_overflow_a_context_overrun_and_names_its_flags(tiny_ru
     with pytest.raises(ConfigError, match="--steer .*nothere does not exist; pass a folder written by seethrough "
                                           "steer --out"):
         generate_text(checkpoint, "a", 1, steer=(tmp_path / "nothere", 2.0))
-    with pytest.raises(ConfigError, match="--steer .* is an eraser, which takes no multiplier; pass it as --erase"):
+    with pytest.raises(ConfigError, match="--steer .* is an eraser; an eraser takes no multiplier; pass it as --erase"):
         generate_text(checkpoint, "a", 1, steer=(fitted[2], 2.0))
     with pytest.raises(ModelError, match="--checkpoint '99': the run has no checkpoint at step 99"):
         resolve_checkpoint(tiny_run, "99")

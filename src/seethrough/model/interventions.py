@@ -334,23 +334,25 @@ def load_intervention(folder: str | Path, multiplier: float | None = None) -> In
 
 def load_eraser(folder: str | Path, flag: str = "--erase") -> Intervention:
     """An ERASER folder (``load_intervention``); anything else is refused, naming ``flag``."""
-    folder = Path(folder)
-    if not (folder / ERASER_FILE).exists():
-        if (folder / VECTOR_FILE).exists():
-            raise ConfigError(f"{flag} {folder} is a steering vector; {flag} takes an eraser (seethrough erase --out)")
-        what = "does not exist" if not folder.exists() else "holds no eraser.json"
-        raise ConfigError(f"{flag} {folder} {what}; pass a folder written by seethrough erase --out")
-    return load_intervention(folder)
+    return _load_kind(folder, ERASER, flag)
 
 
 def load_steering(folder: str | Path, multiplier: float, flag: str = "--steer") -> Intervention:
     """A steering VECTOR folder at ``multiplier`` (``load_intervention``); anything else is refused, naming ``flag``."""
+    return _load_kind(folder, STEERING, flag, multiplier)
+
+
+def _load_kind(folder: str | Path, kind: str, flag: str, multiplier: float | None = None) -> Intervention:
     folder = Path(folder)
-    if not (folder / VECTOR_FILE).exists():
-        if (folder / ERASER_FILE).exists():
-            raise ConfigError(f"{flag} {folder} is an eraser, which takes no multiplier; pass it as --erase {folder}")
-        what = "does not exist" if not folder.exists() else "holds no vector.json"
-        raise ConfigError(f"{flag} {folder} {what}; pass a folder written by seethrough steer --out")
+    own, other = (ERASER_FILE, VECTOR_FILE) if kind == ERASER else (VECTOR_FILE, ERASER_FILE)
+    if not (folder / own).exists():
+        if (folder / other).exists():
+            fix = f"{flag} takes an eraser (seethrough erase --out)" if kind == ERASER else \
+                f"an eraser takes no multiplier; pass it as --erase {folder}"
+            raise ConfigError(f"{flag} {folder} is {A_KIND[STEERING if kind == ERASER else ERASER]}; {fix}")
+        what = "does not exist" if not folder.exists() else f"holds no {own}"
+        raise ConfigError(f"{flag} {folder} {what}; pass a folder written by seethrough "
+                          f"{'erase' if kind == ERASER else 'steer'} --out")
     return load_intervention(folder, multiplier)
 
 
