@@ -26,7 +26,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +94,6 @@ class Intervention:
 
     def with_multiplier(self, multiplier: float) -> Intervention:
         """The same steering vector at another multiplier."""
-        from dataclasses import replace
-
         if self.kind != STEERING:
             raise ConfigError(f"{self.path} is an eraser; only a steering vector takes a multiplier")
         return replace(self, multiplier=check_multiplier(multiplier))
@@ -189,8 +187,10 @@ def install(intervention: Intervention, model: Any, start: int = 0) -> list[Any]
         except ModelError:
             raise ModelError(f"{intervention.kind} {intervention.path} edits layer {layer}, which this model does "
                              f"not have (blocks 1..{len(blocks)}); fit one for this model") from None
+    import torch
+
     weight = next(model.parameters(), None)
-    like = weight if weight is not None else __import__("torch").zeros(0, device=model_device(model))
+    like = weight if weight is not None else torch.zeros(0, device=model_device(model))
     tensors = intervention._torch_tensors(like)
     handles = []
     try:
@@ -233,6 +233,7 @@ def _hook(kind: str, tensors: tuple[Any, ...], start: int) -> Any:
 
 
 def check_multiplier(value: Any) -> float:
+    """``value`` as a float, if it is a finite number (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ConfigError(f"multiplier {value!r} is not a finite number; give one like 4 or -2.5")
     return float(value)

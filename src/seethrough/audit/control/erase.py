@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConfigError, QueryError
-from ...model.interventions import ERASER_METHODS
+from ...model.interventions import (ERASER, ERASER_METHODS, block_output_states, folder_sha256, in_memory,
+                                    write_intervention)
 from .common import (block_layers, check_fit_settings, corpus_cross_entropy, heldout_windows, load_tokenizer_of,
                      resolve_checkpoint)
 
@@ -114,8 +115,6 @@ def fit_erasers(model: Any, rows: list[list[int]], labels: np.ndarray, layers: l
     import torch
     from concept_erasure import LeaceFitter
 
-    from ...model.interventions import ERASER, block_output_states, in_memory
-
     fitted: dict[int, dict[str, np.ndarray]] = {}
     z = torch.as_tensor(labels, dtype=torch.float64).reshape(-1, 1)
     for layer in layers:
@@ -149,6 +148,24 @@ def fresh_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, te
             "at_majority_rate": bool(low <= majority_right / len(test_y) <= high)}
 
 
+def measure_edits(model: Any, eraser: Any, rows: list[list[int]], batch_size: int = 64) -> list[dict[str, Any]]:
+    """Per layer of ``eraser``: the mean norm of its edit of the last-token state of ``rows`` and of that
+    state, taken as it arrives at the layer (the earlier layers' erasers on, as when deployed)."""
+    import torch
+
+    edits = []
+    for k, layer in enumerate(eraser.layers):
+        earlier = in_memory(ERASER, {x: eraser.tensors[x] for x in eraser.layers[:k]}, eraser.model_sha256)
+        with earlier.installed(model):
+            arriving = block_output_states(model, rows, [layer], batch_size=batch_size)[:, 0]
+        norms = torch.linalg.vector_norm(eraser.edit(layer, arriving) - arriving, dim=-1).double()
+        state = torch.linalg.vector_norm(arriving, dim=-1).double()
+        edits.append({"layer": layer, "mean_edit_norm": float(norms.mean()), "mean_state_norm": float(state.mean()),
+                      "relative": float(norms.mean() / state.mean()) if float(state.mean()) > 0 else None,
+                      "rank": int(eraser.tensors[layer]["proj_right"].shape[0])})
+    return edits
+
+
 def erase_model(target: Any, data: Any, settings: EraseSettings | None = None, *, checkpoint: str | None = None,
                 corpus: Any = None, index: Any = None, groups: Any = None, templates: Any = None,
                 tasks: list[str] | None = None, include_path: Any = None, limit: int | None = None,
@@ -159,8 +176,7 @@ def erase_model(target: Any, data: Any, settings: EraseSettings | None = None, *
     ``include_path`` and ``limit``). Writes nothing; ``write_eraser`` writes the folder."""
     from dataclasses import replace
 
-    from ...model import load_model
-    from ...model.interventions import ERASER, block_output_states, in_memory
+    from ...model import load_model, transformer_layers
     from ..probe.data import STATEMENTS, split_items
     from ..probe.features import encode_sides
 
@@ -170,47 +186,30 @@ def erase_model(target: Any, data: Any, settings: EraseSettings | None = None, *
         raise QueryError(f"{data.source or 'the data'} holds contrast pairs; erase takes statements "
                          "{\"text\", \"label\": 0|1} labelled with the concept")
     if index is not None and (groups is None or templates is None):
-        raise ConfigError("the bias shares need groups and templates beside the index")
-    chosen = resolve_checkpoint(target, checkpoint, corpus if corpus is not None else index)
-    model = load_model(replace(chosen, intervention=None), device=device, threads=threads)
-    from ...model import transformer_layers
-
-    layers = block_layers(settings.layers, len(transformer_layers(model)))
-    tokenizer = load_tokenizer_of(chosen)
-    rows = encode_sides(tokenizer, data)
+        raise ConfigError("the bias shares need --templates and --groups beside the indexed --corpus; give both")
     labels = data.labels
-    try:
+    try:  # before the model loads
         train, test = split_items(data, test_share=settings.test_share, seed=settings.seed)
     except QueryError:  # probe's wording speaks of its own groups; say what erase needs
         counts = np.bincount(labels, minlength=2)
         raise QueryError(f"{data.source or 'the data'}: {counts[0]} statements of label 0 and {counts[1]} of label 1 "
                          f"do not split into fit and held-out items of both labels at --test-share "
                          f"{settings.test_share}; give more statements of each label, or another --test-share") from None
-    train_rows = [rows[i] for i in train]
-    tensors = fit_erasers(model, train_rows, labels[train], layers, settings.method, chosen.weights_sha256,
-                          settings.batch_size)
+    chosen = resolve_checkpoint(target, checkpoint, corpus if corpus is not None else index)
+    model = load_model(replace(chosen, intervention=None), device=device, threads=threads)
+    layers = block_layers(settings.layers, len(transformer_layers(model)))
+    rows = encode_sides(load_tokenizer_of(chosen), data)
+    tensors = fit_erasers(model, [rows[i] for i in train], labels[train], layers, settings.method,
+                          chosen.weights_sha256, settings.batch_size)
     eraser = in_memory(ERASER, tensors, chosen.weights_sha256, str(chosen.path), settings.method)
     before = block_output_states(model, rows, layers, batch_size=settings.batch_size).numpy()
     with eraser.installed(model):
         after = block_output_states(model, rows, layers, batch_size=settings.batch_size).numpy()
-    probes, edits = [], []
-    for k, layer in enumerate(layers):
-        row = {"layer": layer,
+    probes = [{"layer": layer,
                "before": fresh_probe(before[train, k], labels[train], before[test, k], labels[test]),
                "after": fresh_probe(after[train, k], labels[train], after[test, k], labels[test])}
-        probes.append(row)
-        # the edit at layer L acts on the state as it arrives there, earlier layers already erased
-        earlier = in_memory(ERASER, {x: tensors[x] for x in layers[:k]}, chosen.weights_sha256)
-        with earlier.installed(model):
-            arriving = block_output_states(model, [rows[i] for i in test], [layer], batch_size=settings.batch_size)[:, 0]
-        import torch
-
-        edited = eraser.edit(layer, arriving)
-        norms = torch.linalg.vector_norm(edited - arriving, dim=-1).double()
-        state = torch.linalg.vector_norm(arriving, dim=-1).double()
-        edits.append({"layer": layer, "mean_edit_norm": float(norms.mean()), "mean_state_norm": float(state.mean()),
-                      "relative": float(norms.mean() / state.mean()) if float(state.mean()) > 0 else None,
-                      "rank": int(tensors[layer]["proj_right"].shape[0])})
+              for k, layer in enumerate(layers)]
+    edits = measure_edits(model, eraser, [rows[i] for i in test], settings.batch_size)
     report = EraseReport(chosen, settings, layers, int(before.shape[-1]), tensors, data_record(data), probes, edits)
     report.data.update({"fit_items": int(len(train)), "heldout_items": int(len(test))})
     if corpus is not None:
@@ -220,7 +219,7 @@ def erase_model(target: Any, data: Any, settings: EraseSettings | None = None, *
             erased = corpus_cross_entropy(model, windows)
         report.cross_entropy = {"tokens": sum(len(w) - 1 for w in windows), "windows": len(windows),
                                 "before": base, "after": erased, "change": erased - base}
-    del model
+    del model  # freed before the bias and eval measurements load their own copies
     if index is not None:
         report.bias = bias_change(chosen, eraser, index, groups, templates, threads, device)
     if tasks:
@@ -284,16 +283,9 @@ def eval_change(checkpoint: Any, eraser: Any, tasks: list[str], include_path: An
 def write_eraser(report: EraseReport, out: str | Path) -> dict[str, Any]:
     """The ERASER folder: ``layer-L.safetensors`` per layer, ``eraser.json`` (written after them, so a
     folder with its JSON is complete) and ``summary.json`` (the report, with the eraser's sha256)."""
-    from ..._files import atomic_write_json
-    from ...model.interventions import ERASER, folder_sha256, write_intervention
+    from ..._files import atomic_write_json, finite_json
 
     folder = write_intervention(out, ERASER, report.meta(), report.tensors)
     summary = {**report.to_dict(), "path": str(folder), "sha256": folder_sha256(folder)}
-    atomic_write_json(Path(folder) / "summary.json", _finite(summary))
+    atomic_write_json(Path(folder) / "summary.json", finite_json(summary))
     return summary
-
-
-def _finite(value: Any) -> Any:
-    from ..._files import finite_json
-
-    return finite_json(value)

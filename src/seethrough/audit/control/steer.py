@@ -19,6 +19,7 @@ its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -194,8 +195,6 @@ def matching_probability(model: Any, encoded: list[tuple[list[int], list[int], l
                          steering: Any = None) -> np.ndarray:
     """Per pair P(A) / (P(A) + P(B)) after the prompt; ``steering`` (an ``Intervention``) added from the
     prompt's last token on."""
-    import contextlib
-
     out = np.empty(len(encoded))
     for k, (prompt, a, b) in enumerate(encoded):
         scope = steering.installed(model, start=len(prompt) - 1) if steering is not None else contextlib.nullcontext()
