@@ -717,3 +717,18 @@ def test_too_few_statements_to_split_and_an_empty_task_list_are_refused(tiny, ti
     for empty in (",", ""):
         assert f"--tasks {empty!r} names no task" in refuse("erase", tiny_run, "--data", data, "--layers", "1",
                                                             "--tasks", empty)
+
+
+def test_windows_of_one_token_and_more_heldout_tokens_than_the_corpus_are_refused(tiny, world_corpus):
+    from seethrough.audit.control import EraseSettings, SteerSettings
+    from seethrough.audit.control.common import heldout_windows
+    from seethrough.corpus import open_token_corpus
+
+    for settings in (EraseSettings, SteerSettings):  # one token predicts nothing: a cross-entropy of 0 / 0
+        with pytest.raises(ConfigError, match="--seq-len 1: give a whole number of at least 2"):
+            settings(seq_len=1)
+    corpus = open_token_corpus(world_corpus[0] / "corpus")
+    with pytest.raises(QueryError, match="--heldout-tokens 100,000,000: the corpus gives fewer tokens than that in "
+                                         "windows of 16; ask for fewer --heldout-tokens or a shorter --seq-len"):
+        heldout_windows(corpus, 100_000_000, 16, 0)
+    assert all(len(w) == 16 for w in heldout_windows(corpus, 64, 16, 0))

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ConfigError, ModelError
+from ...errors import ConfigError, ModelError, QueryError
 
 
 def resolve_checkpoint(target: Any, checkpoint: str | None = None, corpus: Any = None) -> Any:
@@ -102,7 +102,11 @@ def heldout_windows(corpus: Any, tokens: int, seq_len: int, seed: int) -> list[l
     from ..probe.lens_report import corpus_windows
 
     tokens_of = getattr(corpus, "corpus", corpus)
-    windows, _ = corpus_windows(tokens_of, seq_len, tokens, 0, seed)
+    try:
+        windows, _ = corpus_windows(tokens_of, seq_len, tokens, 0, seed)
+    except QueryError:  # lens's wording names its own --train-tokens
+        raise QueryError(f"--heldout-tokens {tokens:,}: the corpus gives fewer tokens than that in windows of "
+                         f"{seq_len}; ask for fewer --heldout-tokens or a shorter --seq-len") from None
     return windows
 
 
@@ -117,11 +121,12 @@ def mean_interval(values: np.ndarray, seed: int, resamples: int = 1000) -> tuple
 
 
 def check_fit_settings(settings: Any) -> None:
-    """The fields ``EraseSettings`` and ``SteerSettings`` share: a held-out share, a seed, and positive
-    token counts and batch size; each refused naming its flag."""
+    """The fields ``EraseSettings`` and ``SteerSettings`` share: a held-out share, a seed, positive token
+    counts and batch size, windows of at least 2 tokens; each refused naming its flag."""
     check_share(settings.test_share, "--test-share")
-    for name in ("heldout_tokens", "seq_len", "batch_size"):
+    for name in ("heldout_tokens", "batch_size"):
         check_positive(getattr(settings, name), f"--{name.replace('_', '-')}")
+    check_positive(settings.seq_len, "--seq-len", 2)  # a window of one token predicts nothing
     check_positive(settings.seed, "--seed", 0)
 
 
