@@ -325,3 +325,17 @@ def test_an_evaluation_prints_nothing_of_its_own(recorded, tmp_path, monkeypatch
     out, err = capfd.readouterr()
     assert result.results["vf_mc"]["acc,none"] is not None
     assert out == "" and err == "", (out, err)
+
+
+def test_a_record_made_with_a_relative_include_path_verifies_from_another_folder(recorded, tmp_path, monkeypatch):
+    """lm-eval records each task's config_source as given and the config hash covers it: the include
+    path is made absolute first, so verify re-runs the same configs from any working folder."""
+    from seethrough.evaluate import evaluate_model, verify_results, write_results
+
+    _, _, model, tasks = recorded
+    monkeypatch.chdir(tasks.parent)
+    result = evaluate_model(model, ["vf_mc"], include_path=tasks.name, num_fewshot=0, limit=2)
+    out = write_results(result, tmp_path / "rel")
+    monkeypatch.chdir(tmp_path)
+    report = verify_results(out)
+    assert report.ok, [str(d) for d in report.differences]

@@ -346,6 +346,9 @@ def evaluate_model(target: Any, tasks: Sequence[str], *, include_path: str | Pat
 
     tasks = [t.strip() for t in tasks] if not isinstance(tasks, str) else tasks
     _check_settings(tasks, include_path, num_fewshot, limit, ngram, threads, batch_size)
+    # absolute: lm-eval records each task's config_source as the path it was given, and the config hash
+    # covers it, so a relative path would not verify from another working folder
+    include_path = Path(include_path).resolve() if include_path else None
     seeds = parse_seed(seed)
     checkpoint = target if isinstance(target, Checkpoint) else Checkpoint(Path(target))
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
