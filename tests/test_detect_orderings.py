@@ -33,7 +33,7 @@ def trained(tmp_path_factory):
     steps = math.ceil(preset["epochs"] * (stream // (preset["seq_len"] + 1)) / preset["batch_size"])
     train(root / "corpus", root / "run", {"model_size": preset["model_size"], "seq_len": preset["seq_len"],
                                           "batch_size": preset["batch_size"], "lr": preset["lr"], "steps": steps,
-                                          "seed": 0, "threads": 1, "save_every": steps})
+                                          "seed": 0, "threads": 2, "save_every": steps})
     return root, world, open_corpus(root / "corpus")
 
 

@@ -94,6 +94,9 @@ def test_loading_checks_the_recorded_hash_device_and_dtype(run, tmp_path):
     weights.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="does not match the weights hash its run recorded"):
         load_model(resolve_target(copy, "1").last)
+    weights.unlink()
+    with pytest.raises(ModelError, match="has no model.safetensors"):
+        load_model(resolve_target(copy, "1").last)
 
 
 def test_hidden_states_and_a_hook_on_a_blocks_output(run):

@@ -72,7 +72,7 @@ def refuse_together(chosen: str, given: dict[str, Any]) -> None:
     extra = [flag for flag, value in given.items() if value is not None and value is not False]  # 0 is given
     if extra:
         raise QueryError(f"{', '.join(extra)} {'has' if len(extra) == 1 else 'have'} no effect with {chosen}; "
-                         "leave them out")
+                         f"leave {'it' if len(extra) == 1 else 'them'} out")
 
 
 def parse_ids(text: str) -> list[int]:

@@ -52,7 +52,10 @@ def load_model(source: Any, device: str = "cpu", dtype: str = "float32", threads
     where = resolve_device(device)
     if checkpoint.recorded_sha256 is not None:
         weights = checkpoint.path / "model.safetensors"
-        if not weights.exists() or sha256_file(weights) != checkpoint.recorded_sha256:
+        if not weights.exists():
+            raise ModelError(f"checkpoint {checkpoint.path} has no model.safetensors (its run recorded one); restore "
+                             "it from a copy or retrain that step")
+        if sha256_file(weights) != checkpoint.recorded_sha256:
             raise ModelError(f"checkpoint {checkpoint.path} does not match the weights hash its run recorded; "
                              "it was damaged or replaced: restore it from a copy or retrain that step")
     if not (checkpoint.path / "config.json").exists():

@@ -140,9 +140,10 @@ def read_probe_data(path: str | Path) -> ProbeData:
 
 def check_both_labels(labels: np.ndarray, what: str) -> None:
     values = set(np.asarray(labels).tolist())
+    if not values:
+        raise QueryError(f"{what} holds no items; a probe needs items of both labels (0 and 1)")
     if len(values) < 2:
-        only = next(iter(values), None)
-        raise QueryError(f"the labels of {what} are all {only}; a probe needs items of both labels (0 and 1)")
+        raise QueryError(f"the labels of {what} are all {values.pop()}; a probe needs items of both labels (0 and 1)")
 
 
 def split_items(data: ProbeData, train_group: str | None = None, test_group: str | None = None,
