@@ -70,3 +70,29 @@ def atomic_write_table(rows: list[dict[str, Any]], out: Path, stem: str) -> None
         tmp = out / f".{name}.tmp"
         write(table, tmp)
         tmp.replace(out / name)
+
+
+def read_json_lines(path: str | Path, flag: str) -> tuple[list[Any], list[int]]:
+    """The records of a JSON-lines input file given as ``flag`` (blank lines skipped) and their line
+    numbers; an unreadable file or a line that is not JSON is a one-line ``QueryError`` naming both."""
+    from .errors import QueryError
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise QueryError(f"{flag} {path} is not UTF-8 text (byte {error.start}); convert it to UTF-8") from None
+    except OSError as error:
+        raise QueryError(f"cannot read {flag} {path}: {error.strerror or error}") from None
+    records: list[Any] = []
+    lines: list[int] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except (ValueError, RecursionError) as error:
+            reason = "nested too deep" if isinstance(error, RecursionError) else str(error)
+            raise QueryError(f"{path}:{number}: not valid JSON ({reason})") from None
+        lines.append(number)
+    return records, lines

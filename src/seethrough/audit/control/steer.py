@@ -20,7 +20,6 @@ its own.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._files import read_json_lines
 from ...errors import ModelError, QueryError
 from .common import (block_layers, check_fit_settings, corpus_cross_entropy, heldout_windows, load_tokenizer_of,
                      mean_interval, resolve_checkpoint)
@@ -65,22 +65,7 @@ def parse_pairs(records: list[Any], source: str = "the pairs", lines: list[int] 
 
 def read_pairs(path: str | Path) -> list[SteerPair]:
     """The ``--pairs`` file (JSON lines, blank lines skipped)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise QueryError(f"--pairs {path} is not UTF-8 text (byte {error.start}); convert it to UTF-8") from None
-    except OSError as error:
-        raise QueryError(f"cannot read --pairs {path}: {error.strerror or error}") from None
-    records, lines = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except (ValueError, RecursionError):
-            raise QueryError(f"{path}:{number}: not valid JSON") from None
-        lines.append(number)
+    records, lines = read_json_lines(path, "--pairs")
     return parse_pairs(records, str(path), lines)
 
 

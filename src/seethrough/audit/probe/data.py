@@ -13,13 +13,13 @@ Other fields are kept as the item's metadata. A file holds one kind only.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..._files import read_json_lines
 from ...errors import QueryError
 
 STATEMENTS, PAIRS = "statements", "pairs"
@@ -117,24 +117,7 @@ def parse_probe_records(records: list[Any], source: str = "the data", lines: lis
 
 def read_probe_data(path: str | Path) -> ProbeData:
     """The ``--data`` file: JSON lines of statements or contrast pairs (blank lines skipped)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise QueryError(f"--data {path} is not UTF-8 text (byte {error.start}); convert it to UTF-8") from None
-    except OSError as error:
-        raise QueryError(f"cannot read --data {path}: {error.strerror or error}") from None
-    records: list[Any] = []
-    lines: list[int] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except (ValueError, RecursionError) as error:
-            reason = "nested too deep" if isinstance(error, RecursionError) else str(error)
-            raise QueryError(f"{path}:{number}: not valid JSON ({reason})") from None
-        lines.append(number)
+    records, lines = read_json_lines(path, "--data")
     return parse_probe_records(records, str(path), lines)
 
 
