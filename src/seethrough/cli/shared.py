@@ -40,6 +40,9 @@ DtypeOpt = Annotated[Optional[str], typer.Option(
 VerifyOpt = Annotated[bool, typer.Option("--verify", help="Re-hash every corpus and index file before answering (the "
                                                         "quick check on open trusts files whose size, mtime and inode "
                                                         "are unchanged, so it cannot see a bit flip that keeps them).")]
+RunArg = Annotated[Path, typer.Argument(help="Run folder written by `seethrough train`.")]
+CorpusOpt = Annotated[Optional[Path], typer.Option(
+    "--corpus", help="The run's corpus, if it moved since training (checked by content hash).")]
 TargetArg = Annotated[Path, typer.Argument(help="A run folder (its checkpoints) or a Hugging Face model folder.")]
 CorpusReq = Annotated[Path, typer.Option("--corpus", help="The corpus the model was trained on, indexed (checked: a "
                                                           "run's by content hash, a model folder's by tokenizer).")]

@@ -7,8 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .shared import SHOWING, JsonOpt, ThreadsOpt, app, console, emit, err, escape
-from .training import CorpusOpt, RunArg  # the same RUN argument and --corpus as train's other commands
+from .shared import SHOWING, CorpusOpt, JsonOpt, RunArg, ThreadsOpt, app, console, emit, err, escape
 
 ResultsOpt = Annotated[Optional[list[Path]], typer.Option(
     "--results", help="A folder an audit or eval wrote with --out (repeat for several); recognised by the files it "

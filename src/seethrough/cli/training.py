@@ -10,11 +10,8 @@ import typer
 
 from ..errors import QueryError
 from ..train.config import TrainConfig
-from .shared import TRAINING, JsonOpt, app, config_option, console, emit, err, escape, one_query
-
-RunArg = Annotated[Path, typer.Argument(help="Run folder written by `seethrough train`.")]
-CorpusOpt = Annotated[Optional[Path], typer.Option(
-    "--corpus", help="The run's corpus, if it moved since training (checked by content hash).")]
+from .shared import (TRAINING, CorpusOpt, JsonOpt, RunArg, app, config_option, console, emit, err, escape,
+                     one_query)
 
 
 def _opt(name: str) -> Any:
