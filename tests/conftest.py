@@ -65,6 +65,22 @@ def write_jsonl(path: Path, docs: list[str], **extra) -> Path:
     return path
 
 
+def world_model_folder(folder: Path, seq_len: int, seed: int) -> Path:
+    """A random tiny GPT-NeoX over the word-level tokenizer of the ci world (seed 5), saved as an HF folder
+    with the tokenizer config ``AutoTokenizer`` needs (as a run's checkpoint has): for eval tests."""
+    from seethrough.demo.world import EOD, generate_world, word_tokenizer_json
+    from seethrough.train.model import build_model
+
+    folder.mkdir(parents=True)
+    (folder / "tokenizer.json").write_text(word_tokenizer_json(generate_world(5, "ci").vocabulary))
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": EOD, "eos_token": EOD, "unk_token": None,
+        "model_max_length": 2048, "clean_up_tokenization_spaces": False}))
+    vocab = len(json.loads((folder / "tokenizer.json").read_text())["model"]["vocab"])
+    build_model("tiny", vocab, seq_len, 0, seed=seed).save_pretrained(folder)
+    return folder
+
+
 def brute_count(docs: list[list[int]], query: list[int]) -> int:
     m = len(query)
     return sum(1 for d in docs for i in range(len(d) - m + 1) if d[i:i + m] == query)

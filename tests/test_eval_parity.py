@@ -74,19 +74,12 @@ def test_seeds_given_as_python_values():
 def parity_setup(tmp_path_factory):
     """A random tiny model over the demo world's word-level tokenizer, and a 4-choice task with a
     separate few-shot split, all local."""
-    from seethrough.demo.world import EOD, generate_world, word_tokenizer_json
-    from seethrough.train.model import build_model
+    from conftest import world_model_folder
+    from seethrough.demo.world import generate_world
 
     base = tmp_path_factory.mktemp("parity")
     world = generate_world(5, "ci")
-    model = base / "model"
-    model.mkdir()
-    (model / "tokenizer.json").write_text(word_tokenizer_json(world.vocabulary))
-    (model / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": EOD, "eos_token": EOD, "unk_token": None,
-        "model_max_length": 2048, "clean_up_tokenization_spaces": False}))
-    vocab = len(json.loads((model / "tokenizer.json").read_text())["model"]["vocab"])
-    build_model("tiny", vocab, 64, 0, seed=3).save_pretrained(model)
+    model = world_model_folder(base / "model", 64, seed=3)
     items = [{k: i[k] for k in ("prompt", "choices", "answer")} for i in world.eval_items if i["task"] == "birth_city"]
     tasks = base / "tasks"
     tasks.mkdir()

@@ -547,19 +547,9 @@ def test_the_block_replaces_lm_evals_build_and_puts_it_back(small):
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from seethrough.demo.world import EOD, generate_world, word_tokenizer_json
-    from seethrough.train.model import build_model
+    from conftest import world_model_folder
 
-    model = tmp_path_factory.mktemp("tasks_model") / "model"
-    model.mkdir()
-    world = generate_world(5, "ci")
-    (model / "tokenizer.json").write_text(word_tokenizer_json(world.vocabulary))
-    (model / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": EOD, "eos_token": EOD, "unk_token": None,
-        "model_max_length": 2048, "clean_up_tokenization_spaces": False}))
-    vocab = len(json.loads((model / "tokenizer.json").read_text())["model"]["vocab"])
-    build_model("tiny", vocab, 128, 0, seed=3).save_pretrained(model)
-    return model
+    return world_model_folder(tmp_path_factory.mktemp("tasks_model") / "model", 128, seed=3)
 
 
 def _record(result) -> dict:

@@ -177,20 +177,11 @@ def test_evaluate_model_leaves_the_collector_on_after_it_ran_and_after_a_model_e
     import gc
 
     pytest.importorskip("lm_eval")
-    from seethrough.demo.world import EOD, generate_world, word_tokenizer_json
+    from conftest import world_model_folder
     from seethrough.errors import ModelError
     from seethrough.evaluate import evaluate_model
-    from seethrough.train.model import build_model
 
-    model = tmp_path / "model"
-    model.mkdir()
-    world = generate_world(5, "ci")
-    (model / "tokenizer.json").write_text(word_tokenizer_json(world.vocabulary))
-    (model / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": EOD, "eos_token": EOD, "unk_token": None,
-        "model_max_length": 2048, "clean_up_tokenization_spaces": False}))
-    vocab = len(json.loads((model / "tokenizer.json").read_text())["model"]["vocab"])
-    build_model("tiny", vocab, 128, 0, seed=3).save_pretrained(model)
+    model = world_model_folder(tmp_path / "model", 128, seed=3)
     tasks = tmp_path / "tasks"
     tasks.mkdir()
     (tasks / "items.jsonl").write_text("".join(json.dumps({"prompt": f"item {k} is", "choices": ["a", "b"],
