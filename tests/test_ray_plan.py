@@ -135,3 +135,20 @@ def test_doctor_without_ray_describes_this_machine(tmp_path):
     assert report.build.memory_per_task == choose_sort(0, largest, 2, 2, parse_memory(None))[2]
     assert report.build.waves == len(manifest["shards"])  # the local build sorts one shard after another
     assert json.loads(json.dumps(report.to_dict()))["corpus"]["shards"] == len(manifest["shards"])
+
+
+def test_an_address_where_nothing_listens_is_refused_at_once():
+    """Ray itself waits minutes for a head that is not there (printing retries); a host:port where no
+    process listens is one line at once. The port is one this test bound and closed, so nothing is on it."""
+    import socket
+
+    pytest.importorskip("ray")
+    from seethrough.distributed import connect
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ConfigError) as raised:
+        connect(f"127.0.0.1:{port}")
+    assert str(raised.value).startswith(f"nothing answers at --ray 127.0.0.1:{port} (")
+    assert "ray start --head" in str(raised.value)

@@ -86,6 +86,7 @@ def connect(address: str) -> Connection:
             if _owned:
                 _users += 1
             return Connection(current, owned=_owned)
+        _check_listening(address)
         try:
             # the driver's own log lines would mix with a command's output; task errors still come back
             options = {"include_dashboard": False} if address == "local" else {}
@@ -96,6 +97,22 @@ def connect(address: str) -> Connection:
                               "`ray start --head` and pass the address it prints (host:port), or check --ray") from None
         _owned, _users = True, 1
         return Connection(ray.get_runtime_context().gcs_address, owned=True)
+
+
+def _check_listening(address: str) -> None:
+    """For a ``host:port`` address, refuse at once when nothing listens there: Ray itself waits minutes
+    for a head that is not running, printing its retries."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return  # auto, local, ray://...: Ray resolves them; a malformed one gets Ray's own reason
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        raise ConfigError(f"nothing answers at --ray {address} ({reason}); start the head with `ray start --head` "
+                          "and pass the address it prints (host:port)") from None
 
 
 @dataclass
