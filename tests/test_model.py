@@ -99,6 +99,20 @@ def test_loading_checks_the_recorded_hash_device_and_dtype(run, tmp_path):
         load_model(resolve_target(copy, "1").last)
 
 
+def test_loading_a_checkpoint_remembers_its_weights_hash_from_the_checked_file(run):
+    """load_model hashes the weights file to check it; the folder's weights hash (what results record) is
+    then known without reading the file again, and equals the hash computed from the folder by hand."""
+    checkpoint = resolve_target(run).last
+    assert "weights_sha256" not in checkpoint.__dict__
+    load_model(checkpoint, threads=1)
+    remembered = checkpoint.__dict__["weights_sha256"]
+    file_hash = hashlib.sha256((checkpoint.path / "model.safetensors").read_bytes()).hexdigest()
+    assert remembered == hashlib.sha256(f"model.safetensors:{file_hash}\n".encode()).hexdigest()
+    from seethrough.model.weights import weights_sha256
+
+    assert remembered == weights_sha256(checkpoint.path)
+
+
 def test_hidden_states_and_a_hook_on_a_blocks_output(run):
     model = load_model(resolve_target(run).last, threads=1)
     n = len(transformer_layers(model))

@@ -43,6 +43,7 @@ def load_model(source: Any, device: str = "cpu", dtype: str = "float32", threads
 
     from .._files import sha256_file
     from .._threads import default_threads
+    from .weights import combine_weights_hashes, weight_files
 
     checkpoint = source if isinstance(source, Checkpoint) else Checkpoint(Path(source))
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
@@ -58,6 +59,10 @@ def load_model(source: Any, device: str = "cpu", dtype: str = "float32", threads
         if sha256_file(weights) != checkpoint.recorded_sha256:
             raise ModelError(f"checkpoint {checkpoint.path} does not match the weights hash its run recorded; "
                              "it was damaged or replaced: restore it from a copy or retrain that step")
+        if weight_files(checkpoint.path) == [weights]:  # the folder's weights hash follows from the file's just
+            # checked: remembered on the checkpoint, so the provenance and the eraser check read the file once
+            checkpoint.__dict__.setdefault("weights_sha256",
+                                           combine_weights_hashes({weights.name: checkpoint.recorded_sha256}))
     if not (checkpoint.path / "config.json").exists():
         raise ModelError(f"{checkpoint.path} is not a model folder (no config.json)")
     if checkpoint.intervention is not None:  # refused before any weights are read

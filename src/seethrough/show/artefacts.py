@@ -8,7 +8,6 @@ beside its ``results.json``). A folder that holds none of them is refused with a
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,13 +156,14 @@ def refuse_out_inside(out: Path, *folders: Path) -> None:
 def checkpoint_weights_hashes(run: Any) -> dict[str, int]:
     """The weights hash of each checkpoint (as ``model.weights_sha256`` and results record it) -> its step,
     from the file hashes run.json lists, so no weights are read."""
+    from ..model.weights import combine_weights_hashes
+
     hashes = {}
     for entry in run.manifest["checkpoints"]:
         files = entry.get("files") or {}
-        weights = sorted(name for name in files if name.endswith((".safetensors", ".bin")))
+        weights = {name: sha for name, sha in files.items() if name.endswith((".safetensors", ".bin"))}
         if weights:
-            digest = hashlib.sha256("".join(f"{name}:{files[name]}\n" for name in weights).encode())
-            hashes[digest.hexdigest()] = entry["step"]
+            hashes[combine_weights_hashes(weights)] = entry["step"]
     return hashes
 
 
