@@ -413,7 +413,8 @@ def evaluate_model(target: Any, tasks: Sequence[str], *, include_path: str | Pat
                 "clean_items": len(items) - flagged}
     folder = checkpoint.path
     model_info = {"path": str(folder.resolve()), "weights_sha256": checkpoint.weights_sha256,
-                  "tokenizer_sha256": (load_tokenizer(folder).sha256 if (folder / "tokenizer.json").exists() else None)}
+                  "tokenizer_sha256": (load_tokenizer(folder).sha256 if (folder / "tokenizer.json").exists() else None),
+                  "implementation": lm.implementation}
     if checkpoint.step is not None:
         model_info["checkpoint_step"] = checkpoint.step
     if checkpoint.intervention is not None:  # the eraser (or vector) that was on, by content hash
