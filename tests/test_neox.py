@@ -245,3 +245,69 @@ def test_an_evaluation_of_a_neox_folder_never_imports_transformers_modeling_code
     assert done.returncode == 0, done.stderr[-2000:]
     implementation, heavy = json.loads(done.stdout.strip().splitlines()[-1])
     assert implementation == "seethrough.model.neox" and heavy == []
+
+
+# ---- the tokenizer, without transformers where it is exactly tokenizer.json -------------------------
+
+TEXTS = ["the cat sat", "  two  spaces\tand a tab\n", "<|endoftext|>after the end", "mid<|endoftext|>word",
+         "naïve café 日本 😀 über", "", " leading", "trailing ", "unknownword zzz qqq", "a\n\nb"]
+
+
+def bpe_folder(folder: Path, **config) -> Path:
+    """A byte-level BPE tokenizer.json with <|endoftext|> as a special token, and a tokenizer config."""
+    from tokenizers import AddedToken
+
+    from conftest import bpe_tokenizer, generated_documents
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = bpe_tokenizer(folder / "tokenizer.json", generated_documents(2, 200) + TEXTS)
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.add_special_tokens([AddedToken("<|endoftext|>", special=True)])
+    tokenizer.save(str(path))
+    settings = {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|endoftext|>",
+                "bos_token": "<|endoftext|>", "unk_token": None, "model_max_length": 77,
+                "clean_up_tokenization_spaces": False, **config}
+    (folder / "tokenizer_config.json").write_text(json.dumps({k: v for k, v in settings.items() if v != "drop"}))
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["bpe", "word_level"])
+def test_the_plain_tokenizer_encodes_and_decodes_as_auto_tokenizer(tmp_path, kind):
+    from seethrough.model.tokenizer import PlainTokenizer, load_model_tokenizer
+    from conftest import world_model_folder
+
+    folder = bpe_folder(tmp_path / "bpe") if kind == "bpe" else world_model_folder(tmp_path / "world", 32, seed=0)
+    mine, reference = load_model_tokenizer(folder), transformers.AutoTokenizer.from_pretrained(str(folder))
+    assert isinstance(mine, PlainTokenizer)
+    texts = TEXTS + [" ".join(json.loads((folder / "tokenizer.json").read_text())["model"]["vocab"])[:400]]
+    for special in (False, True):
+        assert [mine.encode(t, add_special_tokens=special) for t in texts] == [
+            reference.encode(t, add_special_tokens=special) for t in texts]
+        assert mine(texts, add_special_tokens=special)["input_ids"] == reference(
+            texts, add_special_tokens=special)["input_ids"]
+    ids = [reference.encode(t, add_special_tokens=False) for t in texts] + [[mine.eos_token_id, 3, mine.eos_token_id]]
+    for skip in (False, True):
+        assert [mine.decode(i, skip_special_tokens=skip) for i in ids] == [
+            reference.decode(i, skip_special_tokens=skip) for i in ids]
+    assert (mine.eos_token_id, mine.model_max_length) == (reference.eos_token_id, reference.model_max_length)
+    some = list(range(0, mine.backend_tokenizer.get_vocab_size(), 7))
+    assert mine.convert_ids_to_tokens(some) == reference.convert_ids_to_tokens(some)
+
+
+@pytest.mark.parametrize("config, extra_file", [
+    ({"tokenizer_class": "GPTNeoXTokenizer"}, None),
+    ({"clean_up_tokenization_spaces": True}, None),
+    ({"eos_token": "</s>", "bos_token": "</s>"}, None),  # not a special token of the file: transformers adds it
+    ({"add_bos_token": True}, None),
+    ({}, "special_tokens_map.json"),
+    ({"model_max_length": "drop"}, "added_tokens.json"),
+])
+def test_a_tokenizer_transformers_builds_on_goes_to_auto_tokenizer(tmp_path, config, extra_file):
+    from seethrough.model.tokenizer import PlainTokenizer, load_model_tokenizer
+
+    folder = bpe_folder(tmp_path / "bpe", **config)
+    if extra_file:
+        (folder / extra_file).write_text("{}")
+    assert not isinstance(load_model_tokenizer(folder), PlainTokenizer)

@@ -514,7 +514,8 @@ def audit_facts(target: Any, index: Any, questions: list[FactQuestion], settings
     chain = [i for i, q in enumerate(questions) if q.format == "chain"]
     stop = (run.order.spec.eod_id,) if run is not None else ()
     for checkpoint in resolved.checkpoints:
-        lm = SeethroughLM(checkpoint, threads=threads, device=device)
+        # transformers: its greedy decoding runs untiled, where the plain GPT-NeoX's last bits may differ
+        lm = SeethroughLM(checkpoint, threads=threads, device=device, implementation="transformers")
         answers: list[ModelAnswer | None] = [None] * len(questions)
         for i, a in zip(direct, rank_candidates(lm, [questions[i] for i in direct], settings.delimiter)):
             answers[i] = a

@@ -91,10 +91,10 @@ class SeethroughLM(TemplateLM):
                  implementation: str = "auto", **unknown: Any) -> None:
         super().__init__()
         import torch
-        from transformers import AutoTokenizer
 
         from ..errors import ModelError
         from ..model import forward_arguments, load_model
+        from ..model.tokenizer import load_model_tokenizer
 
         if unknown:
             raise ModelError(f"the seethrough backend does not take {', '.join(sorted(unknown))}; its arguments are "
@@ -112,7 +112,7 @@ class SeethroughLM(TemplateLM):
         self.implementation = _implementation_of(self.model)
         self._device = next(self.model.parameters()).device
         self.dtype_name = str(dtype)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.pretrained)
+        self.tokenizer = load_model_tokenizer(self.pretrained)  # AutoTokenizer's, without transformers where it can
         self.batch_size = batch_size
         self.flags: dict[tuple[str, str], list[str]] = defaultdict(list)
         self._encoded: dict[str, list[int]] | None = None  # strings encoded ahead, within loglikelihood()

@@ -189,7 +189,8 @@ def measure_model_bias(target: Any, index: Any, groups: Any = "builtin", templat
     pairs = [(c, g, term, ids) for c in contexts for g, items in c.continuations.items() for term, ids in items]
     counts = index.count_many([c.ids + ids for c, _, _, ids in pairs] + [c.ids for c in contexts])
     # the model: lm-eval's loglikelihood of each continuation
-    lm = SeethroughLM(pretrained=measured, threads=threads, device=device)
+    # transformers: its greedy decoding below runs untiled, where the plain GPT-NeoX's last bits may differ
+    lm = SeethroughLM(pretrained=measured, threads=threads, device=device, implementation="transformers")
     scored = lm.loglikelihood([SimpleNamespace(args=(c.context, " " + term)) for c, _, term, _ in pairs])
     # greedy: as many tokens as the longest continuation (a term is chosen when the output starts with it)
     longest = max(len(ids) for c in contexts for items in c.continuations.values() for _, ids in items)

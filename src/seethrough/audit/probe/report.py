@@ -78,7 +78,8 @@ class Prober:
         from ...evaluate.backend import SeethroughLM
 
         self.checkpoint = checkpoint
-        self.lm = SeethroughLM(checkpoint, threads=threads, device=device)
+        # transformers: probes read output_hidden_states, which the plain GPT-NeoX does not give
+        self.lm = SeethroughLM(checkpoint, threads=threads, device=device, implementation="transformers")
         self.model = self.lm.model
         self.tokenizer = self.lm.tokenizer
         self.blocks = hidden_layers(self.model)
