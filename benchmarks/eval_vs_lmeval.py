@@ -16,8 +16,9 @@ subprocess (the same report). Because that helps any backend, the table also sho
 
 Then the whole process, each command a fresh python as a user runs it (``--whole-repeats`` runs each,
 interleaved; medians): what ``seethrough eval --limit 1`` takes (target: at most 5 s here), with its
-results.json timing block and the import floor every lm-eval run with this model pays (torch,
-transformers' GPT-NeoX code, lm-eval's evaluator and tasks), and lm-eval's ``TaskManager()`` against
+results.json timing block and the import floors: what ``lm_eval --model hf`` imports (torch,
+transformers' GPT-NeoX code, lm-eval's evaluator and tasks) and what ``seethrough eval`` imports for
+a GPT-NeoX folder, whose model runs on ``model/neox.py`` (torch, tokenizers, lm-eval), and lm-eval's ``TaskManager()`` against
 the cached task index; and the whole ``lm_eval --model hf`` command against ``seethrough eval`` and
 ``seethrough-lm-eval`` on the same task, 0-shot and 3-shot (target: at least 3x), scores compared. Each
 whole-process figure comes with its CPU seconds (user + system), which other processes on a shared
@@ -105,8 +106,9 @@ def summary(inside: dict, whole: dict) -> None:
     print("\nsummary (medians; speed-ups are lm-eval's time over seethrough's, target >= 3):")
     if "limit_one" in whole:
         print(f"  seethrough eval --limit 1, whole process: {whole['limit_one']:.2f} s, best {whole['limit_one_best']:.2f} "
-              f"(target <= 5 s; the import floor of torch, transformers' GPT-NeoX code and lm-eval's evaluator alone "
-              f"is {whole['floor']:.2f} s)")
+              f"(target <= 5 s; importing torch, transformers' GPT-NeoX code and lm-eval's evaluator alone takes "
+              f"{whole['floor']:.2f} s, which seethrough's plain GPT-NeoX avoids: torch, tokenizers and lm-eval "
+              f"{whole['plain_floor']:.2f} s)")
     for shots in (0, 3):
         parts = []
         if shots in inside:
@@ -246,15 +248,19 @@ def whole_process(args: argparse.Namespace, root: Path, model_dir: Path, tasks: 
                   "--threads", str(args.threads)]
     print(f"\nwhole process (each command a fresh python; OMP_NUM_THREADS={args.threads}; medians of "
           f"{args.whole_repeats}, interleaved; load average {_load()} on {os.cpu_count()} CPUs):")
-    floor = {name: [] for name in ("torch", "gpt_neox", "lm_eval", "all")}
+    floor = {name: [] for name in ("torch", "gpt_neox", "lm_eval", "all", "plain")}
     for _ in range(args.whole_repeats):
         floor["torch"].append(python("import torch"))
         floor["gpt_neox"].append(python("from transformers import GPTNeoXForCausalLM"))
         floor["lm_eval"].append(python("import lm_eval.evaluator, lm_eval.tasks"))
         floor["all"].append(python("from transformers import GPTNeoXForCausalLM; import lm_eval.evaluator, lm_eval.tasks"))
+        # what seethrough eval imports for a GPT-NeoX folder: model.neox and tokenizers, no transformers models
+        floor["plain"].append(python("import torch, tokenizers, safetensors, lm_eval.evaluator, lm_eval.tasks"))
     floor = {k: statistics.median(v) for k, v in floor.items()}
     print(f"  import floor (no exit teardown): python + torch {floor['torch']:.2f} s; + transformers' GPT-NeoX code {floor['gpt_neox']:.2f} s; "
-          f"lm-eval's evaluator and tasks alone {floor['lm_eval']:.2f} s; all of them {floor['all']:.2f} s")
+          f"lm-eval's evaluator and tasks alone {floor['lm_eval']:.2f} s; all of them (what lm_eval --model hf imports) "
+          f"{floor['all']:.2f} s; torch, tokenizers and lm-eval (what seethrough eval imports for a GPT-NeoX folder: "
+          f"model/neox.py) {floor['plain']:.2f} s")
 
     def limit_one(kind: str, name: str) -> float:
         folder = out / f"limit_{kind}"
@@ -294,7 +300,7 @@ def whole_process(args: argparse.Namespace, root: Path, model_dir: Path, tasks: 
           f"from seethrough's cache: {cached:.2f} s ({plain / cached:.0f}x)")
 
     figures = {"limit_one": statistics.median(limit["task"]), "limit_one_best": min(limit["task"]),
-               "floor": floor["all"], "ratio": {}, "cpu_ratio": {}}
+               "floor": floor["all"], "plain_floor": floor["plain"], "ratio": {}, "cpu_ratio": {}}
     lm_eval = bin_dir / "lm_eval"
     if not lm_eval.exists():
         print("  (no lm_eval command beside this python: the whole-command comparison is skipped)")

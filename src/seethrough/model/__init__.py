@@ -14,13 +14,18 @@
 - ``target``: resolving a run, its checkpoints or a model folder (``Checkpoint``, ``ModelTarget``), and
   the checks that the corpus and tokenizer are the model's own.
 - ``loading``: a model on the device and dtype asked for; ``weights``: the weights hash.
+- ``neox``: GPT-NeoX's forward pass in plain torch (what ``load_model(..., implementation="auto")``,
+  the eval backend's choice, gives for a GPT-NeoX folder): the same logits to the bit as transformers',
+  without importing transformers' modeling code; ``tokenizer``: a folder's tokenizer, without
+  transformers where ``AutoTokenizer`` would only forward to its ``tokenizer.json``.
 - ``generation``: greedy decoding in equal-length batches (exactly what each prompt gives alone).
 - ``interventions``: erasers and steering vectors (folders written by ``seethrough erase`` / ``steer``),
   installed as hooks on the blocks; ``resolve_target(..., intervention=E)`` makes ``load_model`` install one.
 - ``hidden``: the transformer blocks of any HF causal LM, hidden states, and forward hooks on a
   block's output that work whether the block returns a tensor (transformers 5) or a tuple.
 
-Importing this package is cheap; torch and transformers load inside the functions that need them.
+Importing this package is cheap; torch and transformers load inside the functions that need them
+(``neox`` imports torch, so nothing here imports it at the top).
 """
 
 from .generation import batches_by_length, greedy_continuations, next_token_argmax
