@@ -139,14 +139,16 @@ def test_hooks_see_the_same_blocks_and_position_ids(tmp_path):
 
 
 def test_pythias_legacy_config_and_tensors_load_as_transformers_loads_them(tmp_path):
-    """Pythia's config on the Hub says rotary_pct / rotary_emb_base, and its weights carry
-    ``attention.bias`` / ``masked_bias`` / ``rotary_emb.inv_freq`` tensors that transformers ignores."""
+    """Pythia's config on the Hub says rotary_pct / rotary_emb_base and leaves attention_bias and
+    layer_norm_eps to their defaults, and its weights carry ``attention.bias`` / ``masked_bias`` /
+    ``rotary_emb.inv_freq`` tensors that transformers ignores."""
     from safetensors.torch import load_file, save_file
 
     folder = neox_folder(tmp_path / "legacy")
     config = json.loads((folder / "config.json").read_text())
     rope = config.pop("rope_parameters")
     config.update(rotary_pct=rope["partial_rotary_factor"], rotary_emb_base=rope["rope_theta"])
+    del config["attention_bias"], config["layer_norm_eps"]  # Pythia's leave them to the defaults
     (folder / "config.json").write_text(json.dumps(config))
     tensors = load_file(folder / "model.safetensors")
     for block in range(3):
@@ -160,7 +162,23 @@ def test_pythias_legacy_config_and_tensors_load_as_transformers_loads_them(tmp_p
         assert torch.equal(reference(input_ids=ids).logits, mine(input_ids=ids).logits)
 
 
+def test_rope_scaling_comes_before_rope_parameters_as_in_transformers(tmp_path):
+    folder = neox_folder(tmp_path / "both", rope_parameters={"rope_type": "default", "rope_theta": 500.0,
+                                                             "partial_rotary_factor": 0.5})
+    config = json.loads((folder / "config.json").read_text())
+    config["rope_scaling"] = {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.25}
+    (folder / "config.json").write_text(json.dumps(config))
+    reference, mine = both(folder)
+    assert (mine.config.rope_theta, mine.config.rotary_fraction) == (10000.0, 0.25)
+    ids = torch.randint(0, 211, (2, 13), generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        assert torch.equal(reference(input_ids=ids).logits, mine(input_ids=ids).logits)
+
+
 @pytest.mark.parametrize("change, why", [
+    ({"config": {"num_attention_heads": 0}}, "a shape that is no shape"),
+    ({"config": {"hidden_size": "64"}}, "a value of the wrong type"),
+    ({"config": {"attention_bias": "yes"}}, "a flag that is not a bool"),
     ({"config": {"rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}}}, "rope scaling"),
     ({"config": {"hidden_act": "gelu_new"}}, "another activation"),
     ({"config": {"quantization_config": {"quant_method": "bitsandbytes"}}}, "a key it does not know"),
@@ -303,11 +321,13 @@ def test_the_plain_tokenizer_encodes_and_decodes_as_auto_tokenizer(tmp_path, kin
     ({"add_bos_token": True}, None),
     ({}, "special_tokens_map.json"),
     ({"model_max_length": "drop"}, "added_tokens.json"),
+    ({"eos_token": {"__type": "AddedToken", "content": "<|endoftext|>", "special": True}}, None),
+    ({}, "config.json"),  # a model type whose tokenizer class AutoTokenizer picks itself
 ])
 def test_a_tokenizer_transformers_builds_on_goes_to_auto_tokenizer(tmp_path, config, extra_file):
     from seethrough.model.tokenizer import PlainTokenizer, load_model_tokenizer
 
     folder = bpe_folder(tmp_path / "bpe", **config)
     if extra_file:
-        (folder / extra_file).write_text("{}")
+        (folder / extra_file).write_text(json.dumps({"model_type": "qwen2"}) if extra_file == "config.json" else "{}")
     assert not isinstance(load_model_tokenizer(folder), PlainTokenizer)

@@ -37,7 +37,7 @@ def resolve_device(device: str) -> str:
 
 def load_model(source: Any, device: str = "cpu", dtype: str = "float32", threads: int | None = None,
                implementation: str = "transformers") -> Any:
-    """An HF causal LM from a local folder or a ``Checkpoint``, in eval mode, on ``device`` in ``dtype``;
+    """A causal LM from a local folder or a ``Checkpoint``, in eval mode, on ``device`` in ``dtype``;
     ``implementation``: see ``IMPLEMENTATIONS`` (``auto`` answers the forward pass an evaluation
     needs, not transformers' whole interface: ``generate``, ``output_hidden_states``, 2-D masks).
 

@@ -9,7 +9,8 @@ and in the same order (tensor layouts included, since a kernel may round differe
 input), so the logits are the same to the bit: tested against transformers on every path the eval
 backend takes (no mask, a 4-D mask with position ids, a KV cache, ``logits_to_keep``, tiled linear
 layers, hooks), in float32 and bfloat16. Its module tree and parameter names are transformers'
-(``gpt_neox.layers[i].attention.query_key_value``, ``embed_out``), its blocks receive
+and its checkpoints' (``gpt_neox.layers[i].attention.query_key_value``; the head is ``embed_out``, the
+name transformers saves it under and calls ``lm_head`` once loaded), its blocks receive
 ``position_ids`` as transformers' do, and ``get_input_embeddings``/``get_output_embeddings`` answer as
 there, so erasers, steering vectors and ``evaluate.invariant.tiled_linear_layers`` work on it
 unchanged.
@@ -33,15 +34,20 @@ from torch import nn
 from torch.nn import functional as F
 
 # config.json keys that change nothing in an inference forward pass (dropout is off in eval mode; ids
-# and names are metadata); any key outside these and the ones read below sends the model to transformers
+# and names are metadata)
 _INERT_KEYS = {"architectures", "attention_dropout", "hidden_dropout", "classifier_dropout", "bos_token_id",
                "eos_token_id", "pad_token_id", "initializer_range", "use_cache", "is_decoder", "transformers_version",
                "dtype", "torch_dtype", "_name_or_path", "model_type", "tokenizer_class", "return_dict",
                "output_hidden_states", "output_attentions", "chunk_size_feed_forward", "id2label", "label2id",
-               "problem_type", "tie_word_embeddings", "hidden_act", "rope_scaling", "rope_parameters", "rotary_pct",
-               "rotary_emb_base"}
-_READ_KEYS = {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-              "max_position_embeddings", "layer_norm_eps", "use_parallel_residual", "attention_bias"}
+               "problem_type"}
+# keys read below: the shape, which every config gives, and those with transformers' GPTNeoXConfig defaults
+# (Pythia's configs on the Hub leave out attention_bias); any key outside these two sets and the inert
+# ones sends the model to transformers
+_SHAPE_KEYS = {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+               "max_position_embeddings"}
+_DEFAULTS = {"layer_norm_eps": 1e-5, "use_parallel_residual": True, "attention_bias": True,
+             "tie_word_embeddings": False, "hidden_act": "gelu"}
+_ROPE_KEYS = {"rope_scaling", "rope_parameters", "rotary_pct", "rotary_emb_base"}
 # tensors in old checkpoints that transformers ignores on load (recomputed or unused)
 _IGNORED_SUFFIXES = (".attention.bias", ".attention.masked_bias", ".attention.rotary_emb.inv_freq")
 
@@ -72,41 +78,51 @@ def read_config(folder: str | Path) -> NeoXConfig | None:
         raw = json.loads((Path(folder) / "config.json").read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(raw, dict) or raw.get("model_type") != "gpt_neox" or set(raw) - _INERT_KEYS - _READ_KEYS:
+    if (not isinstance(raw, dict) or raw.get("model_type") != "gpt_neox"
+            or set(raw) - _INERT_KEYS - _SHAPE_KEYS - set(_DEFAULTS) - _ROPE_KEYS or not _SHAPE_KEYS <= set(raw)):
         return None
-    if raw.get("hidden_act", "gelu") != "gelu" or not _READ_KEYS <= set(raw):
+    values = {**_DEFAULTS, **{k: raw[k] for k in _DEFAULTS if k in raw}}
+    if values["hidden_act"] != "gelu":
         return None
-    # transformers 5 writes rope_parameters; earlier configs (Pythia's on the Hub) rotary_pct/rotary_emb_base
-    rope = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
+    # transformers 5 writes rope_parameters; earlier configs (Pythia's on the Hub) rotary_pct/rotary_emb_base;
+    # rope_scaling comes first where both are given, as in GPTNeoXConfig.convert_rope_params_to_dict
+    rope = raw.get("rope_scaling") or raw.get("rope_parameters") or {}
     if not isinstance(rope, dict) or rope.get("rope_type", "default") != "default" or set(rope) - {
             "rope_type", "rope_theta", "partial_rotary_factor"}:
         return None
     theta = rope.get("rope_theta", raw.get("rotary_emb_base"))
     fraction = rope.get("partial_rotary_factor", raw.get("rotary_pct", 0.25))
-    if theta is None or raw["hidden_size"] % raw["num_attention_heads"]:
+    if theta is None or any(type(raw[k]) is not int or raw[k] < 1 for k in _SHAPE_KEYS):
         return None
-    return NeoXConfig(
-        vocab_size=int(raw["vocab_size"]), hidden_size=int(raw["hidden_size"]),
-        num_hidden_layers=int(raw["num_hidden_layers"]), num_attention_heads=int(raw["num_attention_heads"]),
-        intermediate_size=int(raw["intermediate_size"]), max_position_embeddings=int(raw["max_position_embeddings"]),
-        layer_norm_eps=float(raw["layer_norm_eps"]), rotary_fraction=float(fraction), rope_theta=float(theta),
-        use_parallel_residual=bool(raw["use_parallel_residual"]), attention_bias=bool(raw["attention_bias"]),
-        tie_word_embeddings=bool(raw.get("tie_word_embeddings", False)))
+    if raw["hidden_size"] % raw["num_attention_heads"] or not all(
+            isinstance(v, bool) for v in (values["use_parallel_residual"], values["attention_bias"],
+                                          values["tie_word_embeddings"])):
+        return None
+    try:
+        return NeoXConfig(
+            vocab_size=raw["vocab_size"], hidden_size=raw["hidden_size"], num_hidden_layers=raw["num_hidden_layers"],
+            num_attention_heads=raw["num_attention_heads"], intermediate_size=raw["intermediate_size"],
+            max_position_embeddings=raw["max_position_embeddings"], layer_norm_eps=float(values["layer_norm_eps"]),
+            rotary_fraction=float(fraction), rope_theta=float(theta),
+            use_parallel_residual=values["use_parallel_residual"], attention_bias=values["attention_bias"],
+            tie_word_embeddings=values["tie_word_embeddings"])
+    except (TypeError, ValueError):  # a value of the wrong type: transformers says what is wrong with it
+        return None
 
 
 # Layers whose weights are loaded, never initialised: the model is built on the meta device and its
 # weights assigned from the file. (Initialising even meta tensors imports torch's dynamo, 1 s here.)
-class Linear(nn.Linear):
+class UninitializedLinear(nn.Linear):
     def reset_parameters(self) -> None:
         pass
 
 
-class Embedding(nn.Embedding):
+class UninitializedEmbedding(nn.Embedding):
     def reset_parameters(self) -> None:
         pass
 
 
-class LayerNorm(nn.LayerNorm):
+class UninitializedLayerNorm(nn.LayerNorm):
     def reset_parameters(self) -> None:
         pass
 
@@ -153,8 +169,8 @@ class Attention(nn.Module):
         self.head_size = config.hidden_size // config.num_attention_heads
         self.scaling = self.head_size ** -0.5
         self.index = index
-        self.query_key_value = Linear(config.hidden_size, 3 * config.hidden_size, bias=config.attention_bias)
-        self.dense = Linear(config.hidden_size, config.hidden_size, bias=config.attention_bias)
+        self.query_key_value = UninitializedLinear(config.hidden_size, 3 * config.hidden_size, bias=config.attention_bias)
+        self.dense = UninitializedLinear(config.hidden_size, config.hidden_size, bias=config.attention_bias)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
                 cache: KVCache | None) -> torch.Tensor:
@@ -180,8 +196,8 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, config: NeoXConfig) -> None:
         super().__init__()
-        self.dense_h_to_4h = Linear(config.hidden_size, config.intermediate_size)
-        self.dense_4h_to_h = Linear(config.intermediate_size, config.hidden_size)
+        self.dense_h_to_4h = UninitializedLinear(config.hidden_size, config.intermediate_size)
+        self.dense_4h_to_h = UninitializedLinear(config.intermediate_size, config.hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dense_4h_to_h(F.gelu(self.dense_h_to_4h(x)))
@@ -191,8 +207,8 @@ class Block(nn.Module):
     def __init__(self, config: NeoXConfig, index: int) -> None:
         super().__init__()
         self.use_parallel_residual = config.use_parallel_residual
-        self.input_layernorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.post_attention_layernorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.input_layernorm = UninitializedLayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.post_attention_layernorm = UninitializedLayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.attention = Attention(config, index)
         self.mlp = MLP(config)
 
@@ -211,9 +227,9 @@ class Body(nn.Module):
 
     def __init__(self, config: NeoXConfig) -> None:
         super().__init__()
-        self.embed_in = Embedding(config.vocab_size, config.hidden_size)
+        self.embed_in = UninitializedEmbedding(config.vocab_size, config.hidden_size)
         self.layers = nn.ModuleList([Block(config, i) for i in range(config.num_hidden_layers)])
-        self.final_layer_norm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.final_layer_norm = UninitializedLayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         dims = int(config.hidden_size // config.num_attention_heads * config.rotary_fraction)
         # on the CPU whatever the default device (the model is built on the meta device, then loaded)
         self.register_buffer("inv_freq", 1.0 / (config.rope_theta ** (
@@ -227,7 +243,7 @@ class NeoXForCausalLM(nn.Module):
         super().__init__()
         self.config = config
         self.gpt_neox = Body(config)
-        self.embed_out = Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.embed_out = UninitializedLinear(config.hidden_size, config.vocab_size, bias=False)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -243,11 +259,15 @@ class NeoXForCausalLM(nn.Module):
                 position_ids: torch.Tensor | None = None, cache: KVCache | None = None,
                 use_cache: bool | None = None, logits_to_keep: int = 0) -> CausalLMOutput:
         """``attention_mask``: None (causal) or a 4-D boolean mask, batch x 1 x new positions x all
-        positions (True: may attend); ``logits_to_keep``: project only the last that many positions
-        (0: all)."""
+        positions (True: may attend), which ``position_ids`` needs; ``logits_to_keep``: project only the
+        last that many positions (0: all); ``use_cache``: None means yes, as transformers' default."""
         if attention_mask is not None and (attention_mask.dim() != 4 or attention_mask.dtype != torch.bool):
             raise ValueError("attention_mask: this GPT-NeoX takes a 4-D boolean mask (or none); pass padding as a "
                              "4-D mask, or load the model with implementation='transformers'")
+        if position_ids is not None and attention_mask is None:  # transformers would infer packed sequences
+            raise ValueError("position_ids: give the 4-D attention_mask that goes with them, or load the model "
+                             "with implementation='transformers'")
+        use_cache = True if use_cache is None else use_cache
         if use_cache and cache is None:
             cache = KVCache()
         body = self.gpt_neox
@@ -265,7 +285,7 @@ class NeoXForCausalLM(nn.Module):
         hidden = body.final_layer_norm(hidden)
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:, :]
-        return CausalLMOutput(self.embed_out(hidden), cache if use_cache else None)
+        return CausalLMOutput(self.embed_out(hidden), cache)
 
 
 def load_neox(folder: str | Path, config: NeoXConfig, dtype: torch.dtype) -> NeoXForCausalLM | None:

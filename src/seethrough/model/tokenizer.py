@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-# tokenizer_config.json keys that PreTrainedTokenizerFast reads without changing what the file encodes
+# the tokenizer_config.json keys accepted; the special tokens and the clean-up flag are then checked
 _CONFIG_KEYS = {"tokenizer_class", "bos_token", "eos_token", "unk_token", "pad_token", "model_max_length",
                 "clean_up_tokenization_spaces", "name_or_path"}
 _SPECIAL = ("bos_token", "eos_token", "unk_token", "pad_token")
@@ -28,7 +28,8 @@ class PlainTokenizer:
 
     def __init__(self, tokenizer: Any, config: dict[str, Any]) -> None:
         self.backend_tokenizer = tokenizer
-        self.model_max_length = int(config.get("model_max_length") or _UNBOUNDED)
+        given = config.get("model_max_length")
+        self.model_max_length = _UNBOUNDED if given is None else int(given)
         eos = config.get("eos_token")
         self.eos_token_id = tokenizer.token_to_id(eos) if eos else None
 
@@ -58,7 +59,7 @@ def load_model_tokenizer(folder: str | Path) -> Any:
 
 
 def _plain_tokenizer(folder: Path) -> PlainTokenizer | None:
-    from ..corpus.tokenizer import load_tokenizer
+    from ..corpus.tokenizer import load_tokenizer  # below the model layer; numpy and tokenizers only
     from ..errors import SeethroughError
 
     if any((folder / name).exists() for name in ("special_tokens_map.json", "added_tokens.json")):
@@ -66,14 +67,20 @@ def _plain_tokenizer(folder: Path) -> PlainTokenizer | None:
     try:
         config = json.loads((folder / "tokenizer_config.json").read_text())
         spec = json.loads((folder / "tokenizer.json").read_text())
+        model = json.loads((folder / "config.json").read_text()) if (folder / "config.json").exists() else {}
     except (OSError, ValueError):
+        return None
+    # AutoTokenizer picks another class than the one named for some model types (Qwen2's, say); for
+    # GPT-NeoX, or a folder without a model config, it takes the one named
+    if not isinstance(model, dict) or model.get("model_type", "gpt_neox") != "gpt_neox":
         return None
     if (not isinstance(config, dict) or config.get("tokenizer_class") != "PreTrainedTokenizerFast"
             or set(config) - _CONFIG_KEYS or config.get("clean_up_tokenization_spaces")):
         return None
     special = {t.get("content") for t in spec.get("added_tokens") or [] if isinstance(t, dict) and t.get("special")}
-    if any(config.get(name) is not None and config[name] not in special for name in _SPECIAL):
-        return None  # transformers would add it, or it is not a plain string
+    named = [config.get(name) for name in _SPECIAL if config.get(name) is not None]
+    if any(not isinstance(token, str) or token not in special for token in named):
+        return None  # an AddedToken dict, or a token transformers would add to the file's
     try:
         loaded = load_tokenizer(folder / "tokenizer.json")  # truncation and padding off, as transformers sets them
     except SeethroughError:
