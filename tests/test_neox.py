@@ -211,6 +211,21 @@ def test_a_folder_it_does_not_read_completely_goes_to_transformers(tmp_path, cha
         assert not type(load_model(folder, implementation="auto")).__module__.startswith("seethrough")
 
 
+@pytest.mark.parametrize("implementation", ["auto", "transformers"])
+def test_a_damaged_weights_file_is_a_one_line_error(tmp_path, implementation):
+    """A truncated model.safetensors in a plain model folder (no run hash to check it against): the
+    plain loader leaves it to transformers, whose error becomes one line naming the folder."""
+    from seethrough.errors import ModelError
+    from seethrough.model import load_model
+
+    folder = neox_folder(tmp_path / "m")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ModelError, match=f"cannot load model {folder}: .*header"):
+        load_model(folder, implementation=implementation)
+    assert weights.stat().st_size == 1000  # left as it was
+
+
 def test_the_backend_scores_and_generates_the_same_with_either_implementation(tmp_path):
     """lm-eval requests through the backend: one-token, several-token (packed rows) and rolling
     log-likelihoods and greedy generation, with ``implementation=transformers`` and the default."""
@@ -312,6 +327,19 @@ def test_the_plain_tokenizer_encodes_and_decodes_as_auto_tokenizer(tmp_path, kin
     assert (mine.eos_token_id, mine.model_max_length) == (reference.eos_token_id, reference.model_max_length)
     some = list(range(0, mine.backend_tokenizer.get_vocab_size(), 7))
     assert mine.convert_ids_to_tokens(some) == reference.convert_ids_to_tokens(some)
+
+
+@pytest.mark.parametrize("file, content", [("tokenizer_config.json", b""), ("tokenizer.json", b"\xff\xfe{"),
+                                           ("tokenizer.json", b"[1, 2")])
+def test_a_damaged_tokenizer_file_is_a_one_line_error(tmp_path, file, content):
+    from seethrough.errors import ModelError
+    from seethrough.model.tokenizer import load_model_tokenizer
+
+    folder = bpe_folder(tmp_path / "bpe")
+    (folder / file).write_bytes(content)
+    with pytest.raises(ModelError, match=f"cannot load the tokenizer of model {folder}: "):
+        load_model_tokenizer(folder)
+    assert (folder / file).read_bytes() == content
 
 
 @pytest.mark.parametrize("config, extra_file", [

@@ -95,13 +95,14 @@ def _plain_model(folder: Path, dtype: Any) -> Any:
 
 
 def _transformers_model(folder: Path, dtype: Any) -> Any:
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     try:
         return AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, SafetensorError) as error:  # SafetensorError: a damaged weights file
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ModelError(f"cannot load model {folder}: {first}") from None
 

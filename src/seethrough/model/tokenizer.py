@@ -55,7 +55,14 @@ def load_model_tokenizer(folder: str | Path) -> Any:
         return plain
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(folder))
+    from ..errors import ModelError
+
+    try:
+        return AutoTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError, TypeError) as error:  # a damaged or unreadable tokenizer file (JSON, UTF-8)
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelError(f"cannot load the tokenizer of model {folder}: {first}; save the model's tokenizer "
+                         "(tokenizer.json and tokenizer_config.json) into its folder again") from None
 
 
 def _plain_tokenizer(folder: Path) -> PlainTokenizer | None:
