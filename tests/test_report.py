@@ -465,3 +465,13 @@ def test_a_damaged_run_file_is_named_with_its_line_and_the_right_fix(show_inputs
     with pytest.raises(ConfigError, match=r"log.jsonl is not valid JSON \(line 4: .*\); restore it from a copy or "
                                           r"rerun the command that wrote it$"):
         build_report(run, trace=False)
+
+
+def test_metric_pairs_skip_a_stderr_that_lm_eval_gives_as_na():
+    """lm-eval writes ``"N/A"`` where it has no stderr: no stderr key then (a release's model card
+    formatted it as a number and failed)."""
+    from seethrough.show.sections import metric_pairs
+
+    metrics = {"alias": "t", "acc,none": 0.5, "acc_stderr,none": "N/A", "exact_match,strict": 0.25,
+               "exact_match_stderr,strict": 0.01, "samples": 7}
+    assert metric_pairs(metrics) == [("acc,none", None), ("exact_match,strict", "exact_match_stderr,strict")]

@@ -376,15 +376,12 @@ def training(art: Any) -> Section:
 # ---- evaluation -----------------------------------------------------------------------------------
 
 def metric_pairs(metrics: dict[str, Any]) -> list[tuple[str, str | None]]:
-    """(metric key, its stderr key or None) of lm-eval's ``results`` entry for one task."""
-    out = []
-    for key, value in metrics.items():
-        if "," not in key or "_stderr," in key or not isinstance(value, (int, float)) or isinstance(value, bool):
-            continue
-        name, filt = key.split(",", 1)
-        stderr = f"{name}_stderr,{filt}"
-        out.append((key, stderr if stderr in metrics else None))
-    return out
+    """(metric key, its stderr key or None) of lm-eval's ``results`` entry for one task: the keys of
+    ``evaluate.task_scores``'s scores (None where lm-eval's stderr is N/A, not a number)."""
+    from ..evaluate.run import STDERR_SUFFIX, task_scores
+
+    return [(f"{s.metric},{s.filter}", None if s.stderr is None else f"{s.metric}{STDERR_SUFFIX},{s.filter}")
+            for s in task_scores("", metrics)]
 
 
 def _eval_folder(art: Any, n: Numbers, folder: Path, tag_: str) -> list[Html]:
@@ -928,12 +925,6 @@ def _generic_tables(n: Numbers, source: SourceFile, value: dict[str, Any], key: 
     if scalars:
         parts.insert(0, facts_list(scalars))
     return parts
-
-
-def escape_key(token: Any) -> str:
-    from .sources import escape_pointer_token
-
-    return escape_pointer_token(token)
 
 
 def control(art: Any) -> Section | None:
