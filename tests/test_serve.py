@@ -429,13 +429,11 @@ def test_the_command_serves_and_says_where(world, tmp_path):
     assert alone.returncode == 2 and "--device has no effect with no --run" in alone.stderr
 
 
-def test_demo_lines(world, tiny_run):
-    from seethrough.serve.demo_step import demo_serve_lines, serve_command
+def test_the_demos_serve_command_is_quoted_for_a_shell(world, tiny_run):
+    from seethrough.serve.demo_step import serve_command
 
-    corpus, index, token_docs, _ = world
-    lines = demo_serve_lines(corpus, tiny_run, index)
-    assert lines[0] == f"explore the data in a browser: seethrough serve {corpus} --run {tiny_run}"
-    assert f"occurs {index.count(token_docs[0][:8]):,} time(s)" in lines[1]
+    corpus, _, _, _ = world
+    assert serve_command(corpus, tiny_run) == f"seethrough serve {corpus} --run {tiny_run}"
     assert serve_command("my corpus", port=9000) == "seethrough serve 'my corpus' --port 9000"
 
 

@@ -368,13 +368,15 @@ def _readable(s: dict[str, Any]) -> str:
     lines.append(f"seen: canary {seen['canary']} ({seen['copies']} copies) was in the batches {seen['seen']} times "
                  f"before step {seen['before_step']}, first at step {seen['first_step']} "
                  f"({seen['split_by_rows']} copies split across rows)")
+    from ..serve.demo_step import serve_command
+
     r = s["report"]
     folder = Path(r["path"]).parent
     lines += [f"report: {r['path']} ({len(r['sections'])} sections, {r['numbers']:,} numbers, each with its source "
               f"file's sha256; FMTI upstream indicators filled automatically: {r['fmti_auto']}/{r['fmti_indicators']})",
               f"  open it offline: {folder.resolve().as_uri()}/index.html",
-              f"  explore the data in the browser: seethrough serve {folder.parent / 'corpus'} --run "
-              f"{folder.parent / 'run'}  (then http://127.0.0.1:8000)"]
+              f"  explore the data in the browser: {serve_command(folder.parent / 'corpus', folder.parent / 'run')}"
+              "  (then http://127.0.0.1:8000)"]
     lines.append("seconds: " + ", ".join(f"{k} {v}" for k, v in s["seconds"].items()))
     return "\n".join(lines) + "\n"
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .._files import sha256_file
 from ..errors import ConfigError
 from .markup import Html, esc
 
@@ -103,14 +102,6 @@ class Sources:
             return values
 
         return self._read(Path(path), parse)
-
-    def binary(self, path: str | Path) -> SourceFile:
-        """A file whose content is not read as values (a weights file): hash and size only."""
-        path = Path(path)
-        key = str(path)
-        if key not in self.files:
-            self.files[key] = SourceFile(key, sha256_file(path), path.stat().st_size)
-        return self.files[key]
 
 
 @dataclass
