@@ -147,3 +147,20 @@ def test_hidden_states_and_a_hook_on_a_blocks_output(run):
             pass
     with pytest.raises(ModelError, match="outside this model"):
         last_token_hidden_states(model, rows, layers=[n + 1])
+
+
+def test_a_checkpoint_with_an_intervention_keeps_its_computed_weights_hash(tmp_path):
+    """``with_intervention`` carries the weights hash over (``dataclasses.replace`` drops the cache, and
+    the weights were read again): the copy answers it with the weights file gone."""
+    import hashlib
+
+    from seethrough.model import Checkpoint
+
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    checkpoint = Checkpoint(tmp_path, step=3)
+    by_hand = hashlib.sha256(f"model.safetensors:{hashlib.sha256(b'weights').hexdigest()}\n".encode()).hexdigest()
+    assert checkpoint.weights_sha256 == by_hand
+    (tmp_path / "model.safetensors").unlink()
+    copy = checkpoint.with_intervention("an eraser")
+    assert (copy.intervention, copy.step, copy.weights_sha256) == ("an eraser", 3, by_hand)
+    assert Checkpoint(tmp_path, step=3).with_intervention(None).intervention is None

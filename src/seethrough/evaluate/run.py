@@ -24,7 +24,7 @@ import platform
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -664,7 +664,7 @@ def verify_results(results_folder: str | Path, threads: int | None = None, toler
         raise QueryError(f"the model {model.path} is missing or its weights changed since the evaluation, so the "
                          "record cannot be re-run; restore the model folder the record names")
     if info["model"].get("intervention"):
-        model = replace(model, intervention=_recorded_intervention(info["model"]["intervention"]))
+        model = model.with_intervention(_recorded_intervention(info["model"]["intervention"]))
     index = None
     if info.get("corpus"):
         index = _recorded_corpus(info["corpus"])

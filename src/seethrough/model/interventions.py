@@ -50,14 +50,11 @@ def folder_sha256(folder: str | Path) -> str:
     """sha256 over an intervention folder's own files (``eraser.json`` or ``vector.json`` and the
     ``layer-L.safetensors``), in name order (as ``weights_sha256``); a report beside them is not part of it."""
     from .._files import sha256_file
+    from .weights import combine_weights_hashes
 
-    folder = Path(folder)
-    digest = hashlib.sha256()
-    own = [p for p in folder.iterdir() if p.is_file() and (p.name in (ERASER_FILE, VECTOR_FILE) or
-                                                            (p.name.startswith("layer-") and p.suffix == ".safetensors"))]
-    for p in sorted(own):
-        digest.update(f"{p.name}:{sha256_file(p)}\n".encode())
-    return digest.hexdigest()
+    own = [p for p in Path(folder).iterdir() if p.is_file() and (p.name in (ERASER_FILE, VECTOR_FILE) or
+                                                                  (p.name.startswith("layer-") and p.suffix == ".safetensors"))]
+    return combine_weights_hashes({p.name: sha256_file(p) for p in own})
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,16 @@ class Checkpoint:
 
         return weights_sha256(self.path)
 
+    def with_intervention(self, intervention: Any) -> Checkpoint:
+        """These weights with ``intervention`` (None: the model as trained); the weights hash, if already
+        computed, carries over (``dataclasses.replace`` would drop it and read the weights again)."""
+        from dataclasses import replace
+
+        copy = replace(self, intervention=intervention)
+        if "weights_sha256" in self.__dict__:
+            copy.__dict__["weights_sha256"] = self.__dict__["weights_sha256"]
+        return copy
+
     def to_dict(self) -> dict[str, Any]:
         out = {"path": str(self.path), "step": self.step, "label": self.label}
         if self.intervention is not None:
@@ -105,13 +115,11 @@ def resolve_target(target: str | Path, checkpoints: str | None = None, intervent
     checkpoint, so that ``load_model`` installs it; refused here, before anything runs, when it was not
     fitted on every chosen checkpoint. ``flag``: the option that gave ``checkpoints``, for the errors."""
     if intervention is not None:
-        from dataclasses import replace
-
         if not callable(getattr(intervention, "install", None)):
             raise ModelError(f"intervention {intervention!r} is not an Intervention; load its folder with "
                              "seethrough.model.load_intervention")
         resolved = resolve_target(target, checkpoints, flag=flag)
-        resolved.checkpoints = [replace(c, intervention=intervention) for c in resolved.checkpoints]
+        resolved.checkpoints = [c.with_intervention(intervention) for c in resolved.checkpoints]
         for checkpoint in resolved.checkpoints:  # not after the first checkpoint's results are written
             intervention.check_model(checkpoint.weights_sha256, f"{checkpoint.path}")
         return resolved

@@ -174,8 +174,6 @@ def erase_model(target: Any, data: Any, settings: EraseSettings | None = None, *
     measure it. Optional costs: ``corpus`` (cross-entropy on its text), ``index`` with ``groups`` and
     ``templates`` (``bias model`` shares before/after), ``tasks`` (eval scores before/after, with
     ``include_path`` and ``limit``). Writes nothing; ``write_eraser`` writes the folder."""
-    from dataclasses import replace
-
     from ...model import load_model, transformer_layers
     from ..probe.data import STATEMENTS, split_items
     from ..probe.features import encode_sides
@@ -195,8 +193,10 @@ def erase_model(target: Any, data: Any, settings: EraseSettings | None = None, *
         raise QueryError(f"{data.source or 'the data'}: {counts[0]} statements of label 0 and {counts[1]} of label 1 "
                          f"do not split into fit and held-out items of both labels at --test-share "
                          f"{settings.test_share}; give more statements of each label, or another --test-share") from None
-    chosen = resolve_checkpoint(target, checkpoint, corpus if corpus is not None else index)
-    model = load_model(replace(chosen, intervention=None), device=device, threads=threads)
+    # loaded as it is: load_model remembers a run checkpoint's weights hash on it, read below and carried
+    # over by with_intervention
+    chosen = resolve_checkpoint(target, checkpoint, corpus if corpus is not None else index).with_intervention(None)
+    model = load_model(chosen, device=device, threads=threads)
     layers = block_layers(settings.layers, len(transformer_layers(model)))
     rows = encode_sides(load_tokenizer_of(chosen), data)
     tensors = fit_erasers(model, [rows[i] for i in train], labels[train], layers, settings.method,
@@ -243,13 +243,11 @@ def bias_change(checkpoint: Any, eraser: Any, index: Any, groups: Any, templates
                 device: str) -> dict[str, Any]:
     """``bias model`` before and after (the eraser installed by ``load_model``): per target the model's
     group shares, and their mean distance from an even split."""
-    from dataclasses import replace
-
     from ..bias.model import measure_model_bias
 
-    plain = measure_model_bias(replace(checkpoint, intervention=None), index, groups, templates, threads=threads,
+    plain = measure_model_bias(checkpoint.with_intervention(None), index, groups, templates, threads=threads,
                                device=device)
-    erased = measure_model_bias(replace(checkpoint, intervention=eraser), index, groups, templates, threads=threads,
+    erased = measure_model_bias(checkpoint.with_intervention(eraser), index, groups, templates, threads=threads,
                                 device=device)
     after = {(t["axis"], t["target"]): t for t in erased.targets}
     rows = [{"axis": t["axis"], "target": t["target"], "data": t.get("data"), "before": t.get("model"),
@@ -262,14 +260,12 @@ def bias_change(checkpoint: Any, eraser: Any, index: Any, groups: Any, templates
 def eval_change(checkpoint: Any, eraser: Any, tasks: list[str], include_path: Any, limit: int | None,
                 threads: int | None, device: str) -> dict[str, Any]:
     """Each task's scores before and after (``evaluate_model`` on the checkpoint, then with the eraser)."""
-    from dataclasses import replace
-
     from ...evaluate.run import evaluate_model
 
     out: dict[str, Any] = {"tasks": list(tasks), "scores": []}
     results = {}
-    for name, chosen in (("before", replace(checkpoint, intervention=None)),
-                         ("after", replace(checkpoint, intervention=eraser))):
+    for name, chosen in (("before", checkpoint.with_intervention(None)),
+                         ("after", checkpoint.with_intervention(eraser))):
         results[name] = evaluate_model(chosen, tasks, include_path=include_path, limit=limit, threads=threads,
                                        device=device)
     after = {(s.task, s.label): s for s in results["after"].scores()}

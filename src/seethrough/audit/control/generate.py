@@ -32,8 +32,6 @@ def generate_text(target: Any, prompt: str, max_new_tokens: int = 32, *, erase: 
     ``steer``: a steering ``Intervention`` with its multiplier, or ``(VECTOR folder, multiplier)``,
     added from the prompt's last token on (as ``seethrough steer`` measures it). The prompt and the new
     tokens must fit the model's context (``max_position_embeddings``)."""
-    from dataclasses import replace
-
     from ...errors import ConfigError, ModelError, QueryError
     from ...model import Intervention, greedy_continuations, load_model
     from ...model.interventions import ERASER, STEERING, load_eraser, load_steering
@@ -51,7 +49,7 @@ def generate_text(target: Any, prompt: str, max_new_tokens: int = 32, *, erase: 
     if steering is not None:
         steering.check_model(chosen.weights_sha256, str(chosen.path))
         steering.check_unchanged()
-    model = load_model(replace(chosen, intervention=eraser), device=device, threads=threads)
+    model = load_model(chosen.with_intervention(eraser), device=device, threads=threads)
     tokenizer = load_tokenizer_of(chosen)
     ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
     if not ids:

@@ -196,22 +196,21 @@ def steer_model(target: Any, pairs: list[SteerPair], settings: SteerSettings | N
     behaviour against the multiplier on held-out pairs; ``corpus``: perplexity change on its text;
     ``directions``: a ``seethrough probe --out`` folder (or loaded ``ProbeDirections``) to compare with.
     Writes nothing; ``write_vector`` writes the folder."""
-    from dataclasses import replace
-
     from ...model import load_model, transformer_layers
     from ...model.interventions import STEERING, in_memory
     from ..intervals import wilson_interval
 
     began = time.perf_counter()
     settings = settings or SteerSettings()
-    chosen = resolve_checkpoint(target, checkpoint, corpus)
+    # without an intervention, and loaded as it is: load_model remembers a run checkpoint's weights hash on it
+    chosen = resolve_checkpoint(target, checkpoint, corpus).with_intervention(None)
     if directions is not None and not hasattr(directions, "direction"):
         from ..probe.report import load_directions
 
         directions = load_directions(directions)
     if directions is not None:
         directions.check_model(chosen)
-    model = load_model(replace(chosen, intervention=None), device=device, threads=threads)
+    model = load_model(chosen, device=device, threads=threads)
     layers = block_layers(settings.layers, len(transformer_layers(model)))
     encoded = encode_pairs(load_tokenizer_of(chosen), pairs, settings.delimiter)
     fit, test = _split(len(pairs), settings.test_share, settings.seed)
