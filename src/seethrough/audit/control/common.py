@@ -30,16 +30,6 @@ def resolve_checkpoint(target: Any, checkpoint: str | None = None, corpus: Any =
     return resolved.last
 
 
-def load_tokenizer_of(checkpoint: Any) -> Any:
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(str(checkpoint.path))
-    except (OSError, ValueError) as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ModelError(f"cannot load the tokenizer of {checkpoint.path}: {first}") from None
-
-
 def block_layers(spec: str | Sequence[int] | None, n: int) -> list[int]:
     """``--layers``: all (or None), or numbers and ranges of block outputs 1..n, each once, ascending; 0, the
     embeddings, is no block's output, and an empty list is refused rather than read as all."""

@@ -32,7 +32,8 @@ import numpy as np
 from ...errors import ConfigError, QueryError
 from ...model.interventions import (ERASER, ERASER_METHODS, block_output_states, folder_sha256, in_memory,
                                     write_intervention)
-from .common import (block_layers, check_fit_settings, corpus_cross_entropy, heldout_windows, load_tokenizer_of,
+from ...model.tokenizer import load_model_tokenizer
+from .common import (block_layers, check_fit_settings, corpus_cross_entropy, heldout_windows,
                      resolve_checkpoint)
 
 
@@ -198,7 +199,7 @@ def erase_model(target: Any, data: Any, settings: EraseSettings | None = None, *
     chosen = resolve_checkpoint(target, checkpoint, corpus if corpus is not None else index).with_intervention(None)
     model = load_model(chosen, device=device, threads=threads)
     layers = block_layers(settings.layers, len(transformer_layers(model)))
-    rows = encode_sides(load_tokenizer_of(chosen), data)
+    rows = encode_sides(load_model_tokenizer(chosen.path), data)
     tensors = fit_erasers(model, [rows[i] for i in train], labels[train], layers, settings.method,
                           chosen.weights_sha256, settings.batch_size)
     eraser = in_memory(ERASER, tensors, chosen.weights_sha256, str(chosen.path), settings.method)

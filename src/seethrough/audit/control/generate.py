@@ -6,7 +6,8 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from .common import check_positive, load_tokenizer_of, outputs_are_finite, resolve_checkpoint
+from ...model.tokenizer import load_model_tokenizer
+from .common import check_positive, outputs_are_finite, resolve_checkpoint
 
 
 @dataclass
@@ -50,8 +51,8 @@ def generate_text(target: Any, prompt: str, max_new_tokens: int = 32, *, erase: 
         steering.check_model(chosen.weights_sha256, str(chosen.path))
         steering.check_unchanged()
     model = load_model(chosen.with_intervention(eraser), device=device, threads=threads)
-    tokenizer = load_tokenizer_of(chosen)
-    ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    tokenizer = load_model_tokenizer(chosen.path)
+    ids = list(tokenizer.encode(prompt, add_special_tokens=False))
     if not ids:
         raise QueryError("--prompt encodes to no token; give it some text")
     context = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)

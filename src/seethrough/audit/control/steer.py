@@ -30,7 +30,8 @@ import numpy as np
 
 from ..._files import read_json_lines
 from ...errors import ModelError, QueryError
-from .common import (block_layers, check_fit_settings, corpus_cross_entropy, heldout_windows, load_tokenizer_of,
+from ...model.tokenizer import load_model_tokenizer
+from .common import (block_layers, check_fit_settings, corpus_cross_entropy, heldout_windows,
                      mean_interval, resolve_checkpoint)
 
 PAIR_FIELDS = ("prompt", "matching", "not_matching")
@@ -212,7 +213,7 @@ def steer_model(target: Any, pairs: list[SteerPair], settings: SteerSettings | N
         directions.check_model(chosen)
     model = load_model(chosen, device=device, threads=threads)
     layers = block_layers(settings.layers, len(transformer_layers(model)))
-    encoded = encode_pairs(load_tokenizer_of(chosen), pairs, settings.delimiter)
+    encoded = encode_pairs(load_model_tokenizer(chosen.path), pairs, settings.delimiter)
     fit, test = _split(len(pairs), settings.test_share, settings.seed)
     vectors = steering_vectors(model, [encoded[i] for i in fit], layers, settings.batch_size)
     width = int(next(iter(vectors.values())).shape[0])
