@@ -415,10 +415,10 @@ def check_out_folder(folder: str | Path, kind: str) -> Path:
 
 
 def block_output_states(model: Any, rows: Sequence[Sequence[int]], layers: Sequence[int],
-                        positions: Sequence[int] | None = None, batch_size: int = 64) -> Any:
-    """The state leaving block L (what a hook on layer L edits) at one position of each row (default: the
-    last; ``positions[i]`` for row i, negative counting from the end), for each of ``layers`` (1..n):
-    float32, rows x layers x width. Interventions already installed on ``model`` act as it runs."""
+                        batch_size: int = 64) -> Any:
+    """The state leaving block L (what a hook on layer L edits) at the last position of each row, for
+    each of ``layers`` (1..n): float32, rows x layers x width. Interventions already installed on
+    ``model`` act as it runs."""
     import torch
 
     from .generation import batches_by_length, model_device
@@ -430,12 +430,11 @@ def block_output_states(model: Any, rows: Sequence[Sequence[int]], layers: Seque
     if any(len(r) == 0 for r in rows):
         raise ModelError("an empty row has no last token; every row needs at least one token")
     # a row gives the same state whatever rows share its pass (no padding), so equal rows run once
-    keys = [(tuple(r), -1 if positions is None else int(positions[i])) for i, r in enumerate(rows)]
+    keys = [tuple(r) for r in rows]
     first = {key: k for k, key in reversed(list(enumerate(keys)))}
     if len(first) < len(rows):
         unique = sorted(first.values())
-        states = block_output_states(model, [rows[i] for i in unique], layers,
-                                     None if positions is None else [positions[i] for i in unique], batch_size)
+        states = block_output_states(model, [rows[i] for i in unique], layers, batch_size)
         where = {keys[i]: j for j, i in enumerate(unique)}
         return states[[where[key] for key in keys]]
     from .loading import forward_arguments
@@ -457,9 +456,7 @@ def block_output_states(model: Any, rows: Sequence[Sequence[int]], layers: Seque
             for group in batches_by_length(rows, batch_size):
                 ids = torch.tensor([list(rows[i]) for i in group], dtype=torch.long, device=device)
                 model(input_ids=ids, use_cache=False, **last_logits_only)
-                at = torch.tensor([-1 if positions is None else positions[i] for i in group], device=device)
-                picked = torch.stack([captured[layer][torch.arange(len(group), device=device), at]
-                                      for layer in layers], dim=1).float().cpu()
+                picked = torch.stack([captured[layer][:, -1] for layer in layers], dim=1).float().cpu()
                 if out is None:
                     out = torch.empty((len(rows), len(layers), picked.shape[-1]), dtype=torch.float32)
                 out[torch.tensor(group)] = picked

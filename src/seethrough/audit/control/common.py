@@ -40,8 +40,6 @@ def block_layers(spec: str | Sequence[int] | None, n: int) -> list[int]:
     if spec is None or (isinstance(spec, str) and spec.strip() == "all"):
         return list(range(1, n + 1))
     usage = f"use all, or block numbers like 1,3 or ranges like 1-3 (this model has blocks 1..{n})"
-    if isinstance(spec, str) and not spec.strip():
-        raise ConfigError(f"--layers {spec!r}: {usage}")
     try:
         layers = parse_layers(spec, n)
     except ConfigError:
