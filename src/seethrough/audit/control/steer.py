@@ -218,11 +218,14 @@ def steer_model(target: Any, pairs: list[SteerPair], settings: SteerSettings | N
     vectors = steering_vectors(model, [encoded[i] for i in fit], layers, settings.batch_size)
     width = int(next(iter(vectors.values())).shape[0])
     held = [encoded[i] for i in test]
+    bases = {layer: in_memory(STEERING, {layer: {"vector": vectors[layer]}}, chosen.weights_sha256, multiplier=0.0)
+             for layer in layers}
+    # multiplier 0 is the model as it is, to the bit (tested): computed once, not once per layer
+    unsteered = matching_probability(model, held, None) if 0.0 in settings.multiplier_values else None
     curve = []
     for layer in layers:
-        base = in_memory(STEERING, {layer: {"vector": vectors[layer]}}, chosen.weights_sha256, multiplier=0.0)
         for m in settings.multiplier_values:
-            p = matching_probability(model, held, base.with_multiplier(m))
+            p = unsteered if m == 0.0 else matching_probability(model, held, bases[layer].with_multiplier(m))
             check_finite(p, layer, m)
             preferred = int((p > 0.5).sum())
             curve.append({"layer": layer, "multiplier": m, "p_matching": float(p.mean()),
@@ -236,10 +239,12 @@ def steer_model(target: Any, pairs: list[SteerPair], settings: SteerSettings | N
         plain = math.exp(corpus_cross_entropy(model, windows))
         rows = []
         for layer in layers:
-            base = in_memory(STEERING, {layer: {"vector": vectors[layer]}}, chosen.weights_sha256, multiplier=0.0)
             for m in settings.multiplier_values:
-                with base.with_multiplier(m).installed(model):
-                    steered = math.exp(corpus_cross_entropy(model, windows))
+                if m == 0.0:
+                    steered = plain
+                else:
+                    with bases[layer].with_multiplier(m).installed(model):
+                        steered = math.exp(corpus_cross_entropy(model, windows))
                 check_finite(np.array([steered]), layer, m)
                 rows.append({"layer": layer, "multiplier": m, "perplexity": steered, "change": steered - plain})
         report.perplexity = {"tokens": sum(len(w) - 1 for w in windows), "before": plain, "steered": rows}
